@@ -1,0 +1,713 @@
+"""XCom backend that keeps large task results in Azure Blob Storage instead of Airflow's metadata DB.
+
+Why: Airflow stores XCom values in its metadata database. A pandas DataFrame returned by a TaskFlow task
+becomes hex-encoded Parquet inside a JSON row (about three times the Parquet size), which bloats the DB and
+slows the scheduler. This backend uploads such values to Blob Storage and stores a small, readable JSON
+reference in the DB instead; the next task downloads the value again. DAG code stays plain ``return df``.
+
+Select it with ``[core] xcom_backend = include.azblob_xcom_backend.WasbXComBackend`` (the image sets it) and
+configure it in the ``[azblob_xcom]`` section (or ``AIRFLOW__AZBLOB_XCOM__<OPTION>`` variables):
+
+=================  ==============  =============================================================================
+option             default         meaning
+=================  ==============  =============================================================================
+conn_id            wasb_default    Airflow connection of the storage account (connection string or account URL
+                                   + DefaultAzureCredential / workload identity: whatever WasbHook accepts)
+container          airflow-xcom    container of the XCom blobs; created on first use when missing
+prefix             (empty)         blob-name prefix, e.g. ``prod/xcom``
+threshold          65536           bytes: a value whose inline (JSON) form is at most this stays in the DB
+compression        zstd            codec of offloaded values: zstd, lz4, gzip, brotli or none
+max_concurrency    4               parallel block transfers per blob upload/download
+retries            3               Azure SDK retries per request before an error is raised
+=================  ==============  =============================================================================
+
+What goes where:
+* DataFrames and pyarrow Tables above the threshold: one Parquet blob (exact dtypes, index, ``attrs``).
+* Any other value above the threshold: Airflow's own serde JSON, compressed, in one blob.
+* Values at or below the threshold: stored inline, exactly as Airflow's BaseXCom stores them.
+
+Safety: nothing is ever pickled; reads only parse Parquet or JSON through Airflow's serde (which honours
+``[core] allowed_deserialization_classes``). A SHA-256 taken at write time is checked on every read. A missing
+blob or unreachable storage raises an error that names the reference; it never returns the reference instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
+
+from airflow.sdk.bases.xcom import BaseXCom
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from azure.storage.blob import BlobClient, BlobServiceClient
+
+log = logging.getLogger(__name__)
+
+SECTION = "azblob_xcom"
+URI_SCHEME = "xcom_wasb://"
+REFERENCE_MARKER = "azblob_xcom_ref"
+REFERENCE_VERSION = 1
+CODECS = ("zstd", "lz4", "gzip", "brotli", "none")
+FORMATS = ("parquet", "json")
+PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
+PANDAS_ATTRS_KEY = b"PANDAS_ATTRS"  # where pandas itself keeps DataFrame.attrs in Parquet
+CATEGORIES_KEY = b"azblob_xcom.categoricals"
+
+# The Azure SDK logs every request and response header at INFO: that would drown the task log.
+logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
+
+
+class AzBlobXComError(Exception):
+    """Base class of every error this backend raises."""
+
+
+class XComConfigError(AzBlobXComError):
+    """An ``[azblob_xcom]`` option has a value the backend cannot use."""
+
+
+class XComSerializationError(AzBlobXComError):
+    """A value cannot be written in a safe, exact format."""
+
+
+class XComReferenceError(AzBlobXComError):
+    """A stored value carries the reference marker but is not a reference this backend can read."""
+
+
+class XComBlobNotFoundError(AzBlobXComError):
+    """The blob a reference points to does not exist (any more)."""
+
+
+class XComIntegrityError(AzBlobXComError):
+    """The blob's content does not match the checksum recorded when it was written."""
+
+
+class XComStorageError(AzBlobXComError):
+    """Blob Storage could not be reached or refused the request."""
+
+
+# --------------------------------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """The ``[azblob_xcom]`` options, validated."""
+
+    conn_id: str = "wasb_default"
+    container: str = "airflow-xcom"
+    prefix: str = ""
+    threshold: int = 65536
+    compression: str = "zstd"
+    max_concurrency: int = 4
+    retries: int = 3
+
+    @classmethod
+    def from_airflow(cls) -> BackendConfig:
+        """Read and validate the options from Airflow's configuration (airflow.cfg or env vars)."""
+        from airflow.sdk.configuration import conf
+
+        defaults = cls()
+
+        def option(name: str) -> str:
+            return str(conf.get(SECTION, name, fallback=str(getattr(defaults, name)))).strip()
+
+        return cls(
+            conn_id=_require(option("conn_id"), "conn_id", "an Airflow connection id, e.g. wasb_default"),
+            container=_valid_container(option("container")),
+            prefix=option("prefix").strip("/"),
+            threshold=_whole_number(option("threshold"), "threshold", minimum=0),
+            compression=_valid_codec(option("compression")),
+            max_concurrency=_whole_number(option("max_concurrency"), "max_concurrency", minimum=1),
+            retries=_whole_number(option("retries"), "retries", minimum=0),
+        )
+
+
+def _setting(name: str) -> str:
+    return f"[{SECTION}] {name} (env AIRFLOW__{SECTION.upper()}__{name.upper()})"
+
+
+def _require(value: str, name: str, what: str) -> str:
+    if not value:
+        raise XComConfigError(f"{_setting(name)} is empty: set it to {what}.")
+    return value
+
+
+def _whole_number(raw: str, name: str, *, minimum: int) -> int:
+    try:
+        number = int(raw)
+    except ValueError:
+        number = None
+    if number is None or number < minimum:
+        raise XComConfigError(f"{_setting(name)} must be a whole number >= {minimum}; got {raw!r}.")
+    return number
+
+
+def _valid_codec(raw: str) -> str:
+    codec = raw.lower()
+    if codec not in CODECS:
+        raise XComConfigError(f"{_setting('compression')} must be one of {', '.join(CODECS)}; got {raw!r}.")
+    return codec
+
+
+def _valid_container(raw: str) -> str:
+    """Azure's rule: 3-63 characters, lowercase letters, digits and single hyphens, no hyphen at either end."""
+    ok = (
+        3 <= len(raw) <= 63
+        and all(c.islower() or c.isdigit() or c == "-" for c in raw)
+        and raw.isascii()
+        and not raw.startswith("-")
+        and not raw.endswith("-")
+        and "--" not in raw
+    )
+    if not ok:
+        raise XComConfigError(
+            f"{_setting('container')} must be a valid Azure container name (3-63 lowercase letters, digits "
+            f"and single hyphens, starting and ending with a letter or digit); got {raw!r}."
+        )
+    return raw
+
+
+# ------------------------------------------------------------------------------------------------ reference
+
+
+@dataclass(frozen=True)
+class BlobReference:
+    """What the metadata DB holds for an offloaded value: enough to find, check and decode the blob."""
+
+    container: str
+    blob_name: str
+    format: str
+    compression: str
+    size_bytes: int
+    sha256: str
+    python_type: str
+    rows: int | None = None
+    columns: int | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"{URI_SCHEME}{self.container}/{self.blob_name}"
+
+    def to_json(self) -> dict[str, Any]:
+        ref: dict[str, Any] = {
+            REFERENCE_MARKER: REFERENCE_VERSION,
+            "uri": self.uri,
+            "format": self.format,
+            "compression": self.compression,
+            "size_bytes": self.size_bytes,
+            "sha256": self.sha256,
+            "type": self.python_type,
+        }
+        if self.rows is not None:
+            ref["rows"] = self.rows
+            ref["columns"] = self.columns
+        return ref
+
+    @classmethod
+    def from_json(cls, value: Any) -> BlobReference | None:
+        """The reference stored in ``value``; None for an ordinary (inline) value; an error for a broken one."""
+        if not isinstance(value, dict) or REFERENCE_MARKER not in value:
+            return None
+        try:
+            return cls._parse(value)
+        except (KeyError, TypeError, ValueError) as err:
+            raise XComReferenceError(
+                f"XCom value carries the '{REFERENCE_MARKER}' marker but is not a valid reference ({err}): "
+                f"{value!r}. It was not written by this backend version, or was edited; restore the original "
+                f"row or clear the task to recompute it."
+            ) from None
+
+    @classmethod
+    def _parse(cls, value: dict[str, Any]) -> BlobReference:
+        if value[REFERENCE_MARKER] != REFERENCE_VERSION:
+            raise ValueError(f"unsupported reference version {value[REFERENCE_MARKER]!r}")
+        uri = value["uri"]
+        if not isinstance(uri, str) or not uri.startswith(URI_SCHEME):
+            raise ValueError(f"uri must start with {URI_SCHEME}")
+        container, _, blob_name = uri[len(URI_SCHEME) :].partition("/")
+        if not container or not blob_name:
+            raise ValueError(f"uri must be {URI_SCHEME}<container>/<blob name>")
+        if value["format"] not in FORMATS:
+            raise ValueError(f"unknown format {value['format']!r}")
+        if value["compression"] not in CODECS:
+            raise ValueError(f"unknown compression {value['compression']!r}")
+        sha256 = value["sha256"]
+        if not isinstance(sha256, str) or len(sha256) != 64:
+            raise ValueError("sha256 must be 64 hex digits")
+        size = value["size_bytes"]
+        if not isinstance(size, int) or size < 0:
+            raise ValueError("size_bytes must be a whole number")
+        return cls(
+            container=container,
+            blob_name=blob_name,
+            format=value["format"],
+            compression=value["compression"],
+            size_bytes=size,
+            sha256=sha256,
+            python_type=str(value.get("type", "")),
+            rows=value.get("rows"),
+            columns=value.get("columns"),
+        )
+
+
+@dataclass(frozen=True)
+class XComIds:
+    """The ids Airflow passes to ``serialize_value``: they name the blob and go into its metadata."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    key: str
+
+    def blob_name(self, prefix: str, extension: str) -> str:
+        """``<prefix>/dag_id=../run_id=../task_id=../map_index=../key=../<unique>.<ext>``: one segment per id,
+        each percent-encoded so that no id can add path levels or form a ``..`` segment."""
+        segments = [f"{name}={quote(str(value), safe='')}" for name, value in self.as_dict().items()]
+        unique = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex}.{extension}"
+        return "/".join([p for p in (prefix,) if p] + segments + [unique])
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "dag_id": self.dag_id,
+            "run_id": self.run_id,
+            "task_id": self.task_id,
+            "map_index": str(self.map_index),
+            "key": self.key,
+        }
+
+    def blob_metadata(self) -> dict[str, str]:
+        """Blob metadata values must be ASCII header text: anything else is percent-encoded."""
+        printable = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+        return {name: quote(value, safe=printable) for name, value in self.as_dict().items()}
+
+
+def metadata_ids(metadata: dict[str, str]) -> dict[str, str]:
+    """The XCom ids recorded in a blob's metadata, decoded (used by the retention sweep and audits)."""
+    return {name: unquote(metadata[name]) for name in ("dag_id", "run_id", "task_id", "map_index", "key")}
+
+
+# ---------------------------------------------------------------------------------------------- the codecs
+
+
+def _is_table(value: Any) -> bool:
+    """True for pandas DataFrames and pyarrow Tables, without importing either library needlessly."""
+    module = type(value).__module__
+    if module.startswith("pandas"):
+        import pandas as pd
+
+        return isinstance(value, pd.DataFrame)
+    if module.startswith("pyarrow"):
+        import pyarrow as pa
+
+        return isinstance(value, pa.Table)
+    return False
+
+
+def _parquet_codec(compression: str) -> str:
+    return "NONE" if compression == "none" else compression
+
+
+def encode_table(value: Any, compression: str) -> tuple[pa.Buffer, str, int, int]:
+    """Parquet bytes of a DataFrame or Table, its type name, and its row and column counts."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    if isinstance(value, pd.DataFrame):
+        try:
+            table = pa.Table.from_pandas(value)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:
+            raise XComSerializationError(_unparquetable_message(value, err)) from err
+        # pandas' own metadata restores index, dtypes and names; attrs and categories need these two keys.
+        extra = {PANDAS_ATTRS_KEY: json.dumps(value.attrs)} if value.attrs else {}
+        if categoricals := _categorical_columns(value):
+            extra[CATEGORIES_KEY] = json.dumps(categoricals)
+        if extra:
+            table = table.replace_schema_metadata({**table.schema.metadata, **extra})
+        pq.write_table(table, sink, compression=_parquet_codec(compression))
+        return sink.getvalue(), "pandas.DataFrame", len(value), len(value.columns)
+    pq.write_table(value, sink, compression=_parquet_codec(compression))
+    return sink.getvalue(), "pyarrow.Table", value.num_rows, value.num_columns
+
+
+def _categorical_columns(df: Any) -> dict[str, dict[str, Any]]:
+    """Parquet keeps only the categories present in the data, and turns non-string categoricals into plain
+    columns. Record each categorical column's full categories (as Arrow IPC, so any type survives)."""
+    import base64
+
+    import pandas as pd
+    import pyarrow as pa
+
+    found = {}
+    for position, dtype in enumerate(df.dtypes):
+        if isinstance(dtype, pd.CategoricalDtype):
+            batch = pa.record_batch([pa.array(dtype.categories, from_pandas=True)], names=["categories"])
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, batch.schema) as writer:
+                writer.write_batch(batch)
+            ipc = base64.b64encode(sink.getvalue().to_pybytes()).decode()
+            found[str(position)] = {"ordered": bool(dtype.ordered), "categories": ipc}
+    return found
+
+
+def _restore_categoricals(df: Any, spec: dict[str, dict[str, Any]]) -> Any:
+    import base64
+
+    import pandas as pd
+    import pyarrow as pa
+
+    for position, entry in spec.items():
+        reader = pa.ipc.open_stream(base64.b64decode(entry["categories"]))
+        categories = pd.Index(reader.read_all().column(0).to_pandas()).rename(None)
+        dtype = pd.CategoricalDtype(categories, ordered=entry["ordered"])
+        df.isetitem(int(position), df.iloc[:, int(position)].astype(dtype))
+    return df
+
+
+def _unparquetable_message(df: Any, err: Exception) -> str:
+    import pyarrow as pa
+
+    bad = []
+    for name in df.select_dtypes(include="object").columns:
+        try:
+            pa.array(df[name], from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            kinds = sorted({type(v).__name__ for v in df[name].dropna()})
+            bad.append(f"{name!r} ({', '.join(kinds)})")
+    where = f"column(s) {', '.join(bad)} mix Python types" if bad else f"a column cannot be stored ({err})"
+    return (
+        f"Cannot store this DataFrame as Parquet: {where}. Parquet needs one type per column, and this "
+        f"backend never pickles. Convert the column before returning the frame, e.g. "
+        f"df[col] = df[col].astype(str), or split it into one column per type."
+    )
+
+
+def decode_table(data: Any, python_type: str) -> Any:
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = pa.BufferReader(data)
+    if python_type == "pyarrow.Table":
+        return pq.read_table(source)
+    df = pd.read_parquet(source, engine="pyarrow")  # restores attrs from PANDAS_ATTRS_KEY as well
+    metadata = pq.read_schema(pa.BufferReader(data)).metadata or {}
+    if CATEGORIES_KEY in metadata:
+        df = _restore_categoricals(df, json.loads(metadata[CATEGORIES_KEY]))
+    return df
+
+
+def encode_json(serialized: Any, compression: str) -> bytes:
+    """Airflow serde output as compact JSON, compressed with a self-delimiting stream codec."""
+    raw = json.dumps(serialized, separators=(",", ":"), ensure_ascii=False).encode()
+    if compression == "none":
+        return raw
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.CompressedOutputStream(sink, compression) as stream:
+        stream.write(raw)
+    return sink.getvalue().to_pybytes()
+
+
+def decode_json(data: Any, compression: str) -> Any:
+    from airflow.sdk.serde import deserialize
+
+    if compression != "none":
+        import pyarrow as pa
+
+        with pa.CompressedInputStream(pa.BufferReader(data), compression) as stream:
+            data = stream.read()
+    return deserialize(json.loads(bytes(data)))
+
+
+def inline_size(serialized: Any) -> int:
+    """Size in bytes of a value's inline form, as compact JSON."""
+    return len(json.dumps(serialized, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+# ------------------------------------------------------------------------------------------- blob transfer
+
+
+@lru_cache(maxsize=8)
+def _service_client(conn_id: str) -> BlobServiceClient:
+    """One BlobServiceClient per connection and process: the hook builds it from the Airflow connection."""
+    from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
+
+    return WasbHook(wasb_conn_id=conn_id).blob_service_client
+
+
+_created_containers: set[tuple[str, str]] = set()
+_container_lock = threading.Lock()
+
+
+def _ensure_container(config: BackendConfig, container: str) -> None:
+    from azure.core.exceptions import ResourceExistsError
+
+    with _container_lock:
+        if (config.conn_id, container) in _created_containers:
+            return
+        try:
+            _service_client(config.conn_id).create_container(container, retry_total=config.retries)
+            log.info("Created XCom container %s", container)
+        except ResourceExistsError:
+            pass
+        _created_containers.add((config.conn_id, container))
+
+
+class _MemoryWriter(io.RawIOBase):
+    """A seekable, writable view of a preallocated buffer: parallel downloads write into it in place."""
+
+    def __init__(self, size: int) -> None:
+        self.buffer = bytearray(size)
+        self._view = memoryview(self.buffer)
+        self._pos = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self.buffer)}[whence]
+        self._pos = base + offset
+        return self._pos
+
+    def write(self, data: Any) -> int:
+        size = len(data)
+        self._view[self._pos : self._pos + size] = data
+        self._pos += size
+        return size
+
+
+def upload(config: BackendConfig, blob_name: str, data: Any, ids: XComIds, ref_fields: dict[str, str]) -> None:
+    """Upload ``data`` (bytes or a pyarrow Buffer) as a new blob, creating the container on first use."""
+    from azure.core.exceptions import AzureError, ResourceNotFoundError
+    from azure.storage.blob import ContentSettings
+
+    blob = _blob_client(config, config.container, blob_name)
+    media_type = PARQUET_MEDIA_TYPE if ref_fields["format"] == "parquet" else "application/json"
+    metadata = {**ids.blob_metadata(), **ref_fields}
+    size = len(data) if isinstance(data, bytes) else data.size
+
+    def put() -> None:
+        import pyarrow as pa
+
+        blob.upload_blob(
+            pa.BufferReader(data),
+            length=size,
+            overwrite=False,
+            metadata=metadata,
+            content_settings=ContentSettings(content_type=media_type),
+            max_concurrency=config.max_concurrency,
+            retry_total=config.retries,
+        )
+
+    where = f"{URI_SCHEME}{config.container}/{blob_name}"
+    try:
+        try:
+            put()
+        except ResourceNotFoundError as err:
+            if getattr(err, "error_code", None) != "ContainerNotFound":
+                raise
+            _ensure_container(config, config.container)
+            put()
+    except AzureError as err:
+        raise XComStorageError(
+            f"Could not upload XCom {ids.key!r} of {ids.dag_id}.{ids.task_id} (run {ids.run_id}, map_index "
+            f"{ids.map_index}) to {where} through connection {config.conn_id!r}: {_short(err)}"
+        ) from err
+
+
+def download(config: BackendConfig, ref: BlobReference) -> bytearray:
+    """The blob's bytes, verified against the reference's SHA-256."""
+    from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+    blob = _blob_client(config, ref.container, ref.blob_name)
+    try:
+        stream = blob.download_blob(max_concurrency=config.max_concurrency, retry_total=config.retries)
+        writer = _MemoryWriter(stream.size)
+        stream.readinto(writer)
+    except ResourceNotFoundError as err:
+        raise XComBlobNotFoundError(
+            f"XCom blob {ref.uri} does not exist (connection {config.conn_id!r}). It was deleted after the "
+            f"value was written (retention sweep, lifecycle rule or by hand) or the connection points at another "
+            f"account. Clear and re-run the upstream task to recompute it."
+        ) from err
+    except AzureError as err:
+        raise XComStorageError(
+            f"Could not read XCom blob {ref.uri} through connection {config.conn_id!r}: {_short(err)}"
+        ) from err
+    digest = hashlib.sha256(writer.buffer).hexdigest()
+    if digest != ref.sha256 or len(writer.buffer) != ref.size_bytes:
+        raise XComIntegrityError(
+            f"XCom blob {ref.uri} is corrupt or was modified: expected {ref.size_bytes} bytes with sha256 "
+            f"{ref.sha256}, read {len(writer.buffer)} bytes with sha256 {digest}. Clear and re-run the "
+            f"upstream task to write it again."
+        )
+    return writer.buffer
+
+
+def delete(config: BackendConfig, ref: BlobReference) -> bool:
+    """Delete the referenced blob; False when it was already gone."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        _blob_client(config, ref.container, ref.blob_name).delete_blob(retry_total=config.retries)
+    except ResourceNotFoundError:
+        return False
+    return True
+
+
+def _blob_client(config: BackendConfig, container: str, blob_name: str) -> BlobClient:
+    return _service_client(config.conn_id).get_blob_client(container, blob_name)
+
+
+def _short(err: Exception) -> str:
+    """The first line of an Azure error: the rest is a dump of headers."""
+    text = str(err).strip() or type(err).__name__
+    return text.splitlines()[0]
+
+
+# ------------------------------------------------------------------------------------------------- backend
+
+
+class WasbXComBackend(BaseXCom):
+    """XCom backend: large values in Azure Blob Storage, a readable reference in the metadata DB."""
+
+    @staticmethod
+    def serialize_value(
+        value: Any,
+        *,
+        key: str | None = None,
+        task_id: str | None = None,
+        dag_id: str | None = None,
+        run_id: str | None = None,
+        map_index: int | None = None,
+    ) -> Any:
+        config = BackendConfig.from_airflow()
+        ids = XComIds(
+            dag_id=dag_id or "",
+            run_id=run_id or "",
+            task_id=task_id or "",
+            map_index=-1 if map_index is None else map_index,
+            key=key or BaseXCom.XCOM_RETURN_KEY,
+        )
+        if _is_table(value):
+            return _store_table(config, ids, value)
+        serialized = BaseXCom.serialize_value(value)
+        if inline_size(serialized) <= config.threshold:
+            return serialized
+        data = encode_json(serialized, config.compression)
+        return _offload(config, ids, data, "json", type(value).__module__ + "." + type(value).__qualname__)
+
+    @staticmethod
+    def deserialize_value(result: Any) -> Any:
+        ref = BlobReference.from_json(result.value)
+        if ref is None:
+            return BaseXCom.deserialize_value(result)
+        config = BackendConfig.from_airflow()
+        started = time.perf_counter()
+        data = download(config, ref)
+        value = decode_table(data, ref.python_type) if ref.format == "parquet" else decode_json(data, ref.compression)
+        log.info(
+            "Read XCom from %s (%s, %s) in %.2f s",
+            ref.uri,
+            ref.format,
+            _human(ref.size_bytes),
+            time.perf_counter() - started,
+        )
+        return value
+
+    @classmethod
+    def purge(cls, xcom: Any, *args: Any) -> None:
+        """Delete the blob behind a reference; best effort (the retention sweep catches what this misses)."""
+        try:
+            ref = BlobReference.from_json(getattr(xcom, "value", None))
+        except XComReferenceError as err:
+            log.warning("Not purging XCom: %s", err)
+            return
+        if ref is None:
+            return
+        try:
+            deleted = delete(BackendConfig.from_airflow(), ref)
+        except Exception as err:  # best effort: a failed purge must not fail the task's new attempt
+            log.warning("Could not purge XCom blob %s: %s", ref.uri, _short(err))
+            return
+        log.info("Purged XCom blob %s" if deleted else "XCom blob %s was already gone", ref.uri)
+
+
+def _store_table(config: BackendConfig, ids: XComIds, value: Any) -> Any:
+    data, python_type, rows, columns = encode_table(value, config.compression)
+    # The inline form is hex-encoded Parquet (about twice these bytes): only a small frame can stay inline.
+    if data.size <= config.threshold and python_type == "pandas.DataFrame":
+        serialized = BaseXCom.serialize_value(value)
+        if inline_size(serialized) <= config.threshold:
+            return serialized
+    return _offload(config, ids, data, "parquet", python_type, rows=rows, columns=columns)
+
+
+def _offload(
+    config: BackendConfig,
+    ids: XComIds,
+    data: Any,
+    fmt: str,
+    python_type: str,
+    *,
+    rows: int | None = None,
+    columns: int | None = None,
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    ref = BlobReference(
+        container=config.container,
+        blob_name=ids.blob_name(config.prefix, _extension(fmt, config.compression)),
+        format=fmt,
+        compression=config.compression,
+        size_bytes=len(data) if isinstance(data, bytes) else data.size,
+        sha256=hashlib.sha256(memoryview(data)).hexdigest(),
+        python_type=python_type,
+        rows=rows,
+        columns=columns,
+    )
+    upload(config, ref.blob_name, data, ids, {"format": fmt, "sha256": ref.sha256})
+    shape = f", {rows:,} x {columns}" if rows is not None else ""
+    log.info(
+        "Stored XCom %r (%s%s, %s %s) at %s in %.2f s",
+        ids.key,
+        python_type,
+        shape,
+        fmt,
+        _human(ref.size_bytes),
+        ref.uri,
+        time.perf_counter() - started,
+    )
+    return ref.to_json()
+
+
+def _extension(fmt: str, compression: str) -> str:
+    if fmt == "parquet" or compression == "none":
+        return fmt
+    return f"{fmt}.{compression}"
+
+
+def _human(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size} B"

@@ -1,0 +1,1 @@
+"""Real services for the tests (Azurite, ...), started on free ports and always stopped."""

@@ -1,0 +1,368 @@
+"""Contract tests of include/azblob_xcom_backend.py against a real Azurite (no mocks).
+
+Each test calls the backend the way the Task SDK does: ``serialize_value(value, key=..., ...)`` for a push, then
+``deserialize_value(result)`` with an object whose ``.value`` is what the metadata DB returned (JSON round trip).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from airflow.sdk.bases.xcom import BaseXCom
+from azure.storage.blob import BlobServiceClient
+
+from include import azblob_xcom_backend as backend
+from include.azblob_xcom_backend import WasbXComBackend
+from tests.conftest import wasb_connection
+from tests.support.services import AZURITE_ACCOUNT, AZURITE_KEY, free_port
+
+IDS = {"key": "return_value", "task_id": "extract", "dag_id": "etl", "run_id": "manual__2026-01-01T00:00:00+00:00"}
+
+
+def push(value: Any, **ids: Any) -> Any:
+    """serialize_value as the Task SDK calls it; the result goes through JSON like the DB row does."""
+    stored = WasbXComBackend.serialize_value(value, **{**IDS, "map_index": -1, **ids})
+    return json.loads(json.dumps(stored))
+
+
+def pull(stored: Any) -> Any:
+    return WasbXComBackend.deserialize_value(SimpleNamespace(value=stored))
+
+
+def blob_client(azurite, ref: dict[str, Any]):
+    container, _, name = ref["uri"].removeprefix("xcom_wasb://").partition("/")
+    return BlobServiceClient.from_connection_string(azurite.connection_string).get_blob_client(container, name)
+
+
+def rich_frame(rows: int = 2000) -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    df = pd.DataFrame(
+        {
+            "id": np.arange(rows),
+            "price": rng.random(rows),
+            "label": pd.Series(rng.choice(["a", "b", None], rows), dtype="str"),
+            "kind": pd.Categorical(rng.choice(["x", "y"], rows), categories=["y", "x"], ordered=True),
+            "at": pd.date_range("2026-03-29", periods=rows, freq="min", tz="Europe/Amsterdam"),
+            "count": pd.array(np.where(rng.random(rows) > 0.8, None, rng.integers(0, 9, rows)), dtype="Int64"),
+            "flag": rng.random(rows) > 0.5,
+        }
+    )
+    df.attrs = {"source": "unit-test", "version": 3}
+    return df
+
+
+FRAMES = {
+    "mixed dtypes and attrs": rich_frame(),
+    "MultiIndex rows": rich_frame().set_index(["kind", "id"]),
+    "named string index": rich_frame().set_index("label"),
+    "MultiIndex columns": pd.DataFrame(
+        np.arange(6000.0).reshape(1000, 6), columns=pd.MultiIndex.from_product([["a", "b"], [1, 2, 3]])
+    ),
+    "empty with dtypes": rich_frame().iloc[0:0],
+    "non-string column names": pd.DataFrame({1: np.arange(3000), 2.5: np.ones(3000)}),
+    "categoricals of ints, unused and empty categories": pd.DataFrame(
+        {
+            "ints": pd.Categorical([3, 1] * 1500, categories=[1, 2, 3]),
+            "unused": pd.Categorical(["a"] * 3000, categories=["c", "b", "a"], ordered=True),
+            "stamps": pd.Categorical(pd.date_range("2026-01-01", periods=3000, freq="h", tz="UTC")),
+        }
+    ),
+}
+
+
+# ------------------------------------------------------------------------------------------ round trips
+
+
+@pytest.mark.parametrize("name", FRAMES)
+def test_dataframe_round_trip_is_exact(xcom_env, name):
+    df = FRAMES[name]
+    stored = push(df)
+    if len(df):
+        assert stored["format"] == "parquet"
+    back = pull(stored)
+    pd.testing.assert_frame_equal(back, df, check_exact=True)
+    assert back.attrs == df.attrs
+
+
+def test_pyarrow_table_round_trip_is_exact_even_when_small(xcom_env):
+    table = pa.table({"a": [1, 2, None], "b": ["x", "y", "z"]}, metadata={b"origin": b"unit"})
+    stored = push(table)
+    assert stored["type"] == "pyarrow.Table"
+    assert pull(stored).equals(table, check_metadata=True)
+
+
+def test_large_value_goes_to_one_compressed_json_blob(xcom_env, azurite):
+    value = [{"n": i, "at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(hours=i)} for i in range(500)]
+    stored = push(value)
+    assert stored["format"] == "json"
+    assert stored["compression"] == "zstd"
+    assert stored["uri"].endswith(".json.zstd")
+    assert pull(stored) == value
+    props = blob_client(azurite, stored).get_blob_properties()
+    assert props.size == stored["size_bytes"]
+    assert props.content_settings.content_type == "application/json"
+
+
+@pytest.mark.parametrize("codec", backend.CODECS)
+def test_every_compression_codec_round_trips(xcom_env, monkeypatch, codec):
+    monkeypatch.setenv("AIRFLOW__AZBLOB_XCOM__COMPRESSION", codec)
+    df = rich_frame(500)
+    text = "payload " * 1000
+    frame_ref, text_ref = push(df), push(text)
+    assert frame_ref["compression"] == text_ref["compression"] == codec
+    pd.testing.assert_frame_equal(pull(frame_ref), df)
+    assert pull(text_ref) == text
+
+
+# --------------------------------------------------------------------------------------------- threshold
+
+
+def test_small_values_stay_inline_exactly_as_base_xcom_stores_them(xcom_env, monkeypatch):
+    monkeypatch.delenv("AIRFLOW__AZBLOB_XCOM__THRESHOLD")  # the default, 64 KiB
+    small_frame = pd.DataFrame({"a": [1, 2]})
+    for value in ({"rows": 3, "ok": True}, "hello", 42, None, [1, 2, 3], dt.date(2026, 1, 2), small_frame):
+        stored = push(value)
+        assert stored == json.loads(json.dumps(BaseXCom.serialize_value(value)))
+        result = pull(stored)
+        if isinstance(value, pd.DataFrame):
+            pd.testing.assert_frame_equal(result, value)
+        else:
+            assert result == value
+
+
+def test_threshold_is_inclusive_on_the_inline_json_size(xcom_env, monkeypatch):
+    value = "x" * 100
+    size = backend.inline_size(BaseXCom.serialize_value(value))
+    monkeypatch.setenv("AIRFLOW__AZBLOB_XCOM__THRESHOLD", str(size))
+    assert push(value) == value
+    monkeypatch.setenv("AIRFLOW__AZBLOB_XCOM__THRESHOLD", str(size - 1))
+    assert push(value)["format"] == "json"
+
+
+def test_threshold_zero_offloads_every_value(xcom_env, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__AZBLOB_XCOM__THRESHOLD", "0")
+    stored = push(1)
+    assert stored["format"] == "json"
+    assert pull(stored) == 1
+
+
+def test_plain_dict_that_looks_like_a_reference_is_an_ordinary_value(xcom_env):
+    value = {"uri": "xcom_wasb://c/b", "format": "parquet", "size_bytes": 1}
+    assert pull(push(value)) == value
+
+
+# ---------------------------------------------------------------------------------- reference and blob
+
+
+def test_reference_is_readable_json_with_location_format_size_and_shape(xcom_env, azurite):
+    df = rich_frame(5000)
+    stored = push(df)
+    assert set(stored) == {
+        "azblob_xcom_ref", "uri", "format", "compression", "size_bytes", "sha256", "type", "rows", "columns",
+    }  # fmt: skip
+    assert stored["uri"].startswith(f"xcom_wasb://{xcom_env['AIRFLOW__AZBLOB_XCOM__CONTAINER']}/")
+    assert (stored["format"], stored["type"], stored["rows"], stored["columns"]) == (
+        "parquet", "pandas.DataFrame", 5000, 7,
+    )  # fmt: skip
+    assert not any(key.startswith("__") for key in stored)  # serde's reserved keys
+    props = blob_client(azurite, stored).get_blob_properties()
+    assert props.size == stored["size_bytes"]
+    assert props.content_settings.content_type == "application/vnd.apache.parquet"
+
+
+def test_blob_name_and_metadata_record_every_xcom_id(xcom_env, azurite, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__AZBLOB_XCOM__PREFIX", "/team-a/xcom/")
+    stored = push(rich_frame(3000), key="features", map_index=4)
+    name = stored["uri"].split("/", 3)[3]
+    assert name.startswith(
+        "team-a/xcom/dag_id=etl/run_id=manual__2026-01-01T00%3A00%3A00%2B00%3A00/task_id=extract/map_index=4/"
+        "key=features/"
+    )
+    metadata = blob_client(azurite, stored).get_blob_properties().metadata
+    assert backend.metadata_ids(metadata) == {
+        "dag_id": "etl", "run_id": IDS["run_id"], "task_id": "extract", "map_index": "4", "key": "features",
+    }  # fmt: skip
+    assert metadata["sha256"] == stored["sha256"]
+
+
+def test_ids_cannot_add_path_levels_and_non_ascii_survives_metadata(xcom_env, azurite):
+    stored = push(rich_frame(3000), run_id="../../other/ränder", key="a/b")
+    name = stored["uri"].split("/", 3)[3]
+    assert "/../" not in name
+    assert "run_id=..%2F..%2Fother%2Fr%C3%A4nder/" in name
+    assert "key=a%2Fb/" in name
+    metadata = blob_client(azurite, stored).get_blob_properties().metadata
+    assert backend.metadata_ids(metadata)["run_id"] == "../../other/ränder"
+
+
+def test_every_push_gets_its_own_blob(xcom_env):
+    df = rich_frame(3000)
+    assert push(df)["uri"] != push(df)["uri"]
+
+
+def test_missing_container_is_created(xcom_env, azurite, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__AZBLOB_XCOM__CONTAINER", "created-on-first-use")
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    assert not service.get_container_client("created-on-first-use").exists()
+    pd.testing.assert_frame_equal(pull(push(rich_frame(3000))), rich_frame(3000))
+    assert service.get_container_client("created-on-first-use").exists()
+
+
+def test_account_url_and_credential_connection_works_without_code_changes(xcom_env, azurite, monkeypatch):
+    """The non-connection-string path of WasbHook (account URL + credential), used in production with
+    DefaultAzureCredential; here with the account key since Azurite has no Entra ID."""
+    url = f"http://127.0.0.1:{azurite.port}/{AZURITE_ACCOUNT}"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_WASB_ACCOUNT_URL",
+        json.dumps({"conn_type": "wasb", "host": url, "login": AZURITE_ACCOUNT, "password": AZURITE_KEY}),
+    )
+    monkeypatch.setenv("AIRFLOW__AZBLOB_XCOM__CONN_ID", "wasb_account_url")
+    df = rich_frame(3000)
+    pd.testing.assert_frame_equal(pull(push(df)), df)
+
+
+# ------------------------------------------------------------------------------------------ error paths
+
+
+def test_mixed_type_column_fails_naming_the_column_and_the_fix(xcom_env):
+    df = pd.DataFrame({"ok": range(3), "mixed": [1, "two", 3.0]})
+    with pytest.raises(backend.XComSerializationError, match=r"'mixed' \(float, int, str\).*astype\(str\)"):
+        push(df)
+
+
+def test_missing_blob_raises_with_blob_uri(xcom_env, azurite):
+    stored = push(rich_frame(3000))
+    blob_client(azurite, stored).delete_blob()
+    with pytest.raises(backend.XComBlobNotFoundError, match=f"{stored['uri']} does not exist"):
+        pull(stored)
+
+
+def test_tampered_blob_raises_integrity_error_naming_the_blob(xcom_env, azurite):
+    stored = push(rich_frame(3000))
+    blob = blob_client(azurite, stored)
+    data = bytearray(blob.download_blob().readall())
+    data[100] ^= 0xFF
+    blob.upload_blob(bytes(data), overwrite=True)
+    with pytest.raises(backend.XComIntegrityError, match=f"{stored['uri']} is corrupt or was modified"):
+        pull(stored)
+
+
+def test_unreachable_storage_on_read_raises_naming_reference_and_connection(xcom_env, monkeypatch):
+    stored = push(rich_frame(3000))
+    down = f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};" + (
+        f"BlobEndpoint=http://127.0.0.1:{free_port()}/{AZURITE_ACCOUNT};"
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_WASB_DOWN", wasb_connection(down))
+    monkeypatch.setenv("AIRFLOW__AZBLOB_XCOM__CONN_ID", "wasb_down")
+    monkeypatch.setenv("AIRFLOW__AZBLOB_XCOM__RETRIES", "0")
+    with pytest.raises(backend.XComStorageError, match=f"Could not read XCom blob {stored['uri']}.*'wasb_down'"):
+        pull(stored)
+    with pytest.raises(backend.XComStorageError, match=r"Could not upload XCom 'return_value' of etl\.extract"):
+        push(rich_frame(3000))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"azblob_xcom_ref": 2}, "unsupported reference version 2"),
+        ({"uri": "wasb://c/b"}, "uri must start with xcom_wasb://"),
+        ({"uri": "xcom_wasb://only-container"}, "uri must be xcom_wasb://<container>/<blob name>"),
+        ({"format": "pickle"}, "unknown format 'pickle'"),
+        ({"compression": "gz"}, "unknown compression 'gz'"),
+        ({"sha256": "abc"}, "sha256 must be 64 hex digits"),
+        ({"size_bytes": "12"}, "size_bytes must be a whole number"),
+        ({"sha256": None}, "sha256 must be 64 hex digits"),
+    ],
+)
+def test_unknown_reference_shapes_raise_a_reference_error(xcom_env, change, message):
+    stored = push(rich_frame(3000))
+    with pytest.raises(backend.XComReferenceError, match=message):
+        pull({**stored, **change})
+
+
+def test_reference_without_required_field_raises_a_reference_error(xcom_env):
+    stored = push(rich_frame(3000))
+    del stored["sha256"]
+    with pytest.raises(backend.XComReferenceError, match="'sha256'"):
+        pull(stored)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("THRESHOLD", "64k", r"\[azblob_xcom\] threshold .* must be a whole number >= 0; got '64k'"),
+        ("THRESHOLD", "-1", r"threshold .* got '-1'"),
+        ("COMPRESSION", "gz", r"compression .* must be one of zstd, lz4, gzip, brotli, none; got 'gz'"),
+        ("CONTAINER", "XCom_Data", r"container .* valid Azure container name .* got 'XCom_Data'"),
+        ("CONTAINER", "a--b", r"got 'a--b'"),
+        ("MAX_CONCURRENCY", "0", r"max_concurrency .* >= 1; got '0'"),
+        ("RETRIES", "many", r"retries .* got 'many'"),
+        ("CONN_ID", " ", r"conn_id \(env AIRFLOW__AZBLOB_XCOM__CONN_ID\) is empty"),
+    ],
+)
+def test_bad_config_values_raise_naming_the_setting(xcom_env, monkeypatch, option, value, message):
+    monkeypatch.setenv(f"AIRFLOW__AZBLOB_XCOM__{option}", value)
+    with pytest.raises(backend.XComConfigError, match=message):
+        push(rich_frame(3000))
+
+
+# ------------------------------------------------------------------------------------------------ safety
+
+
+def test_blob_content_never_instantiates_classes_outside_the_allowed_list(xcom_env, azurite):
+    """A JSON blob that names an arbitrary class (here subprocess.Popen) must not be instantiated."""
+    stored = push("x" * 5000)
+    evil = json.dumps({"__classname__": "subprocess.Popen", "__version__": 1, "__data__": ["touch /tmp/x"]})
+    data = backend.encode_json(json.loads(evil), "zstd")
+    blob_client(azurite, stored).upload_blob(data, overwrite=True)
+    forged = {**stored, "sha256": hashlib.sha256(data).hexdigest(), "size_bytes": len(data)}
+    with pytest.raises(ImportError, match=r"subprocess\.Popen was not found in allow list"):
+        pull(forged)
+
+
+def test_values_serde_cannot_encode_are_refused_not_pickled(xcom_env):
+    class Opaque:
+        pass
+
+    with pytest.raises(TypeError, match="Cannot serialize object of type"):
+        push(Opaque())
+
+
+# ----------------------------------------------------------------------------------------------- purge
+
+
+def test_purge_deletes_the_referenced_blob(xcom_env, azurite):
+    stored = push(rich_frame(3000))
+    WasbXComBackend.purge(SimpleNamespace(value=stored))
+    assert not blob_client(azurite, stored).exists()
+
+
+def test_purge_of_a_missing_blob_or_inline_value_is_not_an_error(xcom_env, azurite, caplog):
+    stored = push(rich_frame(3000))
+    blob_client(azurite, stored).delete_blob()
+    with caplog.at_level("INFO", logger="include.azblob_xcom_backend"):
+        WasbXComBackend.purge(SimpleNamespace(value=stored))
+        WasbXComBackend.purge(SimpleNamespace(value={"plain": "dict"}))
+        WasbXComBackend.purge(SimpleNamespace(value="text"))
+    assert f"XCom blob {stored['uri']} was already gone" in caplog.text
+
+
+def test_purge_with_storage_down_warns_and_does_not_raise(xcom_env, monkeypatch, caplog):
+    stored = push(rich_frame(3000))
+    down = f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};" + (
+        f"BlobEndpoint=http://127.0.0.1:{free_port()}/{AZURITE_ACCOUNT};"
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_WASB_PURGE_DOWN", wasb_connection(down))
+    monkeypatch.setenv("AIRFLOW__AZBLOB_XCOM__CONN_ID", "wasb_purge_down")
+    monkeypatch.setenv("AIRFLOW__AZBLOB_XCOM__RETRIES", "0")
+    with caplog.at_level("WARNING", logger="include.azblob_xcom_backend"):
+        WasbXComBackend.purge(SimpleNamespace(value=stored))
+    assert f"Could not purge XCom blob {stored['uri']}" in caplog.text
