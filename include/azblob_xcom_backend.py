@@ -62,6 +62,7 @@ FORMATS = ("parquet", "json")
 PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
 PANDAS_ATTRS_KEY = b"PANDAS_ATTRS"  # where pandas itself keeps DataFrame.attrs in Parquet
 CATEGORIES_KEY = b"azblob_xcom.categoricals"
+INDEX_FREQ_KEY = b"azblob_xcom.index_freq"
 
 # The Azure SDK logs every request and response header at INFO: that would drown the task log.
 logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
@@ -333,6 +334,8 @@ def encode_table(value: Any, compression: str) -> tuple[pa.Buffer, str, int, int
         extra = {PANDAS_ATTRS_KEY: json.dumps(value.attrs)} if value.attrs else {}
         if categoricals := _categorical_columns(value):
             extra[CATEGORIES_KEY] = json.dumps(categoricals)
+        if freq := getattr(value.index, "freqstr", None):  # a DatetimeIndex's freq is not kept by Parquet
+            extra[INDEX_FREQ_KEY] = freq
         if extra:
             table = table.replace_schema_metadata({**table.schema.metadata, **extra})
         pq.write_table(table, sink, compression=_parquet_codec(compression))
@@ -405,6 +408,8 @@ def decode_table(data: Any, python_type: str) -> Any:
     metadata = pq.read_schema(pa.BufferReader(data)).metadata or {}
     if CATEGORIES_KEY in metadata:
         df = _restore_categoricals(df, json.loads(metadata[CATEGORIES_KEY]))
+    if INDEX_FREQ_KEY in metadata:
+        df.index.freq = metadata[INDEX_FREQ_KEY].decode()
     return df
 
 

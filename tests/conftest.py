@@ -1,13 +1,14 @@
-"""Fixtures shared by every test: an isolated AIRFLOW_HOME and a real Azurite.
+"""Fixtures shared by every test: an isolated AIRFLOW_HOME, a migrated metadata DB and a real Azurite.
 
-AIRFLOW_HOME must point at a scratch directory before Airflow is first imported, so it is set here at import time
-(pytest imports this file before any test module).
+AIRFLOW_HOME must point at a scratch directory before Airflow is first imported: pytest_configure runs before
+any test module is collected, and pytest_unconfigure removes the directory again.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import shutil
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -15,23 +16,37 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.airflow import AIRFLOW_BIN, XCOM_BACKEND, wasb_connection
 from tests.support.services import ROOT, Azurite
 
-_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airflow-home-"))
-os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
-os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ["AIRFLOW__CORE__XCOM_BACKEND"] = "include.azblob_xcom_backend.WasbXComBackend"
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+
+def pytest_configure(config: pytest.Config) -> None:
+    home = tempfile.mkdtemp(prefix="airflow-home-")
+    config.stash[_HOME] = Path(home)
+    os.environ["AIRFLOW_HOME"] = home
+    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    os.environ["AIRFLOW__CORE__XCOM_BACKEND"] = XCOM_BACKEND
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
 
 
-def wasb_connection(connection_string: str) -> str:
-    """An AIRFLOW_CONN_* value (JSON) for a WasbHook connection given by connection string."""
-    return json.dumps({"conn_type": "wasb", "extra": {"connection_string": connection_string}})
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if home := config.stash.get(_HOME, None):
+        shutil.rmtree(home, ignore_errors=True)
+
+
+_HOME = pytest.StashKey[Path]()
 
 
 @pytest.fixture(scope="session")
-def airflow_home() -> Path:
-    return _AIRFLOW_HOME
+def airflow_home(pytestconfig: pytest.Config) -> Path:
+    return pytestconfig.stash[_HOME]
+
+
+@pytest.fixture(scope="session")
+def airflow_db(airflow_home: Path) -> Path:
+    """A migrated SQLite metadata DB in the session's AIRFLOW_HOME (enough for `airflow dags test`)."""
+    subprocess.run([str(AIRFLOW_BIN), "db", "migrate"], check=True, capture_output=True, timeout=300)
+    return airflow_home / "airflow.db"
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from azure.storage.blob import BlobServiceClient
 
 from include import azblob_xcom_backend as backend
 from include.azblob_xcom_backend import WasbXComBackend
-from tests.conftest import wasb_connection
+from tests.support.airflow import wasb_connection
 from tests.support.services import AZURITE_ACCOUNT, AZURITE_KEY, free_port
 
 IDS = {"key": "return_value", "task_id": "extract", "dag_id": "etl", "run_id": "manual__2026-01-01T00:00:00+00:00"}
@@ -68,11 +68,14 @@ FRAMES = {
     ),
     "empty with dtypes": rich_frame().iloc[0:0],
     "non-string column names": pd.DataFrame({1: np.arange(3000), 2.5: np.ones(3000)}),
+    "time series with a daily freq index": pd.DataFrame(
+        {"value": np.arange(3000.0)}, index=pd.date_range("2020-01-01", periods=3000, freq="D", name="day")
+    ),
     "categoricals of ints, unused and empty categories": pd.DataFrame(
         {
             "ints": pd.Categorical([3, 1] * 1500, categories=[1, 2, 3]),
             "unused": pd.Categorical(["a"] * 3000, categories=["c", "b", "a"], ordered=True),
-            "stamps": pd.Categorical(pd.date_range("2026-01-01", periods=3000, freq="h", tz="UTC")),
+            "stamps": pd.Categorical(list(pd.date_range("2026-01-01", periods=3000, freq="h", tz="UTC"))),
         }
     ),
 }
@@ -88,7 +91,7 @@ def test_dataframe_round_trip_is_exact(xcom_env, name):
     if len(df):
         assert stored["format"] == "parquet"
     back = pull(stored)
-    pd.testing.assert_frame_equal(back, df, check_exact=True)
+    pd.testing.assert_frame_equal(back, df, check_exact=True, check_freq=True)
     assert back.attrs == df.attrs
 
 
