@@ -31,3 +31,25 @@ bench: install ## XCom round-trip benchmark: writes docs/benchmarks/xcom.md and 
 lock: ## Re-resolve requirements.lock from requirements*.txt (universal: Python 3.11 and 3.12)
 	$(VENV)/bin/uv pip compile requirements.txt requirements-dev.txt --universal --python-version 3.11 \
 	  --no-header --custom-compile-command "make lock" -o requirements.lock
+
+# kind workflow (docs/kind.md): needs docker, kind, kubectl and helm on your machine. KIND_ARGS=--dry-run prints
+# the commands instead of running them.
+KIND_ARGS ?=
+REMOTE ?=
+
+.PHONY: kind-up kind-down kind-smoke kind-ui push-dags
+
+kind-up: ## kind: cluster, image build+load, dev Git server + DAGs, helm install --wait, helm test
+	scripts/kind $(KIND_ARGS) up
+
+kind-down: ## kind: delete the cluster
+	scripts/kind $(KIND_ARGS) down
+
+push-dags: ## Commit ./dags and push it: to the kind Git server, or to REMOTE=<git url>
+	@if [ -n "$(REMOTE)" ]; then scripts/push-dags --source dags "$(REMOTE)"; else scripts/kind $(KIND_ARGS) push-dags; fi
+
+kind-smoke: ## kind: run example_dataframe_pipeline via the REST API, show its blobs
+	scripts/kind $(KIND_ARGS) smoke
+
+kind-ui: ## kind: port-forward the Airflow UI to localhost:8080, print the login
+	scripts/kind $(KIND_ARGS) ui

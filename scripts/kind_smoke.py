@@ -1,0 +1,286 @@
+"""Smoke test of a running deployment, and the kubectl look-ups scripts/kind needs (run with .venv/bin/python).
+
+``scripts/kind smoke`` port-forwards the api-server and Azurite, then calls this module to:
+1. get a JWT from ``POST /auth/token`` (Airflow 3's SimpleAuthManager),
+2. wait until the DAG is parsed, unpause it and trigger a run through ``/api/v2``,
+3. poll the run (bounded) until it succeeds, and print each task's state and XCom references,
+4. list that run's blobs in Azurite (the XCom values and the task logs) and print the head of one log.
+
+Other modes, used by scripts/kind: ``--service COMPONENT`` prints ``svc/<name>`` of the release's Service with
+``app.kubernetes.io/component=COMPONENT``; ``--print-login`` prints the UI user and password (from
+AIRFLOW_USERNAME/AIRFLOW_PASSWORD, else from the chart's SimpleAuthManager passwords Secret). ``--dry-run``
+prints the kubectl commands and HTTP requests instead of making them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from azure.storage.blob import BlobServiceClient
+
+AZURITE_ACCOUNT = "devstoreaccount1"
+# Azurite's well-known development key (public, documented by Microsoft; not a secret).
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+FINISHED = {"success", "failed"}
+
+
+class SmokeError(Exception):
+    """The deployment did not behave as the smoke test expects; the message says where."""
+
+
+@dataclass
+class Kube:
+    context: str
+    namespace: str
+    release: str
+    dry_run: bool = False
+
+    def get_json(self, *args: str) -> dict[str, Any]:
+        cmd = ["kubectl", "--context", self.context, "--namespace", self.namespace, "get", *args, "--output=json"]
+        if self.dry_run:
+            print("+ " + shlex.join(cmd), file=sys.stderr)
+            return {"items": []}
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SmokeError(f"{shlex.join(cmd)} failed: {done.stderr.strip()}")
+        return json.loads(done.stdout)
+
+    def service(self, component: str) -> str:
+        """``svc/<name>`` of the release's Service for ``component`` (labels, not names: no chart naming guess)."""
+        selector = f"app.kubernetes.io/instance={self.release},app.kubernetes.io/component={component}"
+        names = [item["metadata"]["name"] for item in self.get_json("service", f"--selector={selector}")["items"]]
+        if self.dry_run:
+            return f"svc/<{component}>"
+        if len(names) != 1:
+            raise SmokeError(
+                f"expected one Service labelled {selector} in namespace {self.namespace}, found {names or 'none'}: "
+                f"is release {self.release!r} installed (make kind-up)?"
+            )
+        return f"svc/{names[0]}"
+
+    def login(self) -> tuple[str, str]:
+        """The UI login: AIRFLOW_USERNAME/AIRFLOW_PASSWORD, else the chart's SimpleAuthManager passwords file."""
+        if os.environ.get("AIRFLOW_PASSWORD"):
+            return os.environ.get("AIRFLOW_USERNAME", "admin"), os.environ["AIRFLOW_PASSWORD"]
+        selector = f"app.kubernetes.io/instance={self.release}"
+        for secret in self.get_json("secret", f"--selector={selector}")["items"]:
+            for key, encoded in (secret.get("data") or {}).items():
+                passwords = passwords_file(key, encoded)
+                if passwords:
+                    user = os.environ.get("AIRFLOW_USERNAME") or next(iter(passwords))
+                    if user in passwords:
+                        return user, passwords[user]
+        if self.dry_run:
+            return "<user>", "<password>"
+        raise SmokeError(
+            f"no SimpleAuthManager passwords file (a *.json key mapping users to passwords) in the Secrets of "
+            f"release {self.release!r}; set AIRFLOW_USERNAME and AIRFLOW_PASSWORD"
+        )
+
+
+def passwords_file(key: str, encoded: str) -> dict[str, str]:
+    """The users->passwords mapping if this Secret key holds a SimpleAuthManager passwords file, else {}."""
+    if not key.endswith(".json"):
+        return {}
+    try:
+        content = json.loads(base64.b64decode(encoded))
+    except ValueError:
+        return {}
+    if isinstance(content, dict) and content and all(isinstance(v, str) for v in content.values()):
+        return content
+    return {}
+
+
+class Api:
+    """A minimal Airflow 3 REST client (stdlib only) that authenticates with a JWT from /auth/token."""
+
+    def __init__(self, base_url: str, *, dry_run: bool = False) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.dry_run = dry_run
+        self.token = ""
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        url = f"{self.base_url}{path}"
+        if self.dry_run:
+            print(f"+ {method} {url}" + (f" {json.dumps(body)}" if body is not None else ""))
+            return {}
+        request = urllib.request.Request(url, method=method, data=None if body is None else json.dumps(body).encode())
+        request.add_header("Content-Type", "application/json")
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as err:
+            detail = err.read().decode(errors="replace")[:500]
+            raise SmokeError(f"{method} {url} answered {err.code}: {detail}") from err
+        except urllib.error.URLError as err:
+            raise SmokeError(f"{method} {url} failed: {err.reason} (is the port-forward running?)") from err
+
+    def authenticate(self, username: str, password: str) -> None:
+        answer = self.call("POST", "/auth/token", {"username": username, "password": password})
+        self.token = answer.get("access_token", "dry-run" if self.dry_run else "")
+        if not self.token:
+            raise SmokeError(f"POST {self.base_url}/auth/token returned no access_token: {answer}")
+
+
+def wait_for(what: str, check: Any, *, timeout: float, interval: float = 2.0) -> Any:
+    """Poll ``check()`` until it returns something truthy; raise after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise SmokeError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def run_dag(api: Api, dag_id: str, *, timeout: float, interval: float = 2.0) -> str:
+    """Unpause and trigger ``dag_id``; return the run id once the run succeeded."""
+
+    def dag_parsed() -> bool:
+        try:
+            api.call("GET", f"/api/v2/dags/{dag_id}")
+        except SmokeError as err:
+            if " answered 404" in str(err):
+                return False
+            raise
+        return True
+
+    if not api.dry_run:
+        what = f"DAG {dag_id} to be parsed (is it in dags/ and pushed?)"
+        wait_for(what, dag_parsed, timeout=timeout, interval=interval)
+    api.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+    run = api.call("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": {}})
+    run_id = run.get("dag_run_id", "<run_id>")
+    print(f"    triggered {dag_id} run {run_id}")
+    if api.dry_run:
+        api.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")
+        return run_id
+
+    def finished() -> bool:
+        return api.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}").get("state") in FINISHED
+
+    wait_for(f"run {run_id} of {dag_id} to finish", finished, timeout=timeout, interval=interval)
+    state = api.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")["state"]
+    if state != "success":
+        show_tasks(api, dag_id, run_id)
+        raise SmokeError(f"run {run_id} of {dag_id} ended {state}: see the task states above and their logs in the UI")
+    return run_id
+
+
+def show_tasks(api: Api, dag_id: str, run_id: str) -> None:
+    """Print each task's state and the XComs it stored (the raw DB value: our readable reference for big ones)."""
+    run_path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
+    for ti in api.call("GET", f"{run_path}/taskInstances").get("task_instances", []):
+        print(f"    task {ti['task_id']}: {ti['state']}")
+        entries = api.call("GET", f"{run_path}/taskInstances/{ti['task_id']}/xcomEntries").get("xcom_entries", [])
+        for entry in entries:
+            path = f"{run_path}/taskInstances/{ti['task_id']}/xcomEntries/{quote(entry['key'], safe='')}"
+            value = api.call("GET", path).get("value")
+            print(f"      xcom {entry['key']}: {json.dumps(value)[:300]}")
+
+
+def blob_service(azurite_url: str) -> BlobServiceClient:
+    """A client of Azurite's development account at ``azurite_url`` (explicit BlobEndpoint keeps the host)."""
+    from azure.storage.blob import BlobServiceClient
+
+    return BlobServiceClient.from_connection_string(
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+        f"BlobEndpoint={azurite_url.rstrip('/')}/{AZURITE_ACCOUNT};"
+    )
+
+
+def run_blobs(azurite_url: str, dag_id: str, run_id: str) -> list[tuple[str, str, int]]:
+    """(container, blob name, size) of every blob in Azurite that belongs to this DAG run (XComs and logs)."""
+    service = blob_service(azurite_url)
+    run_markers = (f"run_id={run_id}/", f"run_id={quote(run_id, safe='')}/")
+    found = []
+    for container in service.list_containers():
+        client = service.get_container_client(container.name)
+        for blob in client.list_blobs():
+            if f"dag_id={dag_id}/" in blob.name and any(marker in blob.name for marker in run_markers):
+                found.append((container.name, blob.name, blob.size))
+    return found
+
+
+def show_blobs(azurite_url: str, dag_id: str, run_id: str) -> None:
+    """Print the run's blobs and the head of one task log; fail when XCom or log blobs are missing."""
+    blobs = run_blobs(azurite_url, dag_id, run_id)
+    logs = [blob for blob in blobs if blob[1].endswith(".log")]
+    xcoms = [blob for blob in blobs if not blob[1].endswith(".log")]
+    for container, name, size in blobs:
+        print(f"    blob {container}/{name} ({size} bytes)")
+    if not xcoms:
+        raise SmokeError(f"no XCom blob of run {run_id} in Azurite {azurite_url}: did the XCom backend offload?")
+    if not logs:
+        raise SmokeError(f"no task log blob of run {run_id} in Azurite {azurite_url}: is remote logging on?")
+    service = blob_service(azurite_url)
+    container, name, _ = logs[0]
+    text = service.get_blob_client(container, name).download_blob().readall().decode(errors="replace")
+    print(f"    head of {container}/{name}:")
+    for line in text.splitlines()[:8]:
+        print(f"      {line[:200]}")
+
+
+def smoke(args: argparse.Namespace, kube: Kube) -> None:
+    username, password = kube.login()
+    api = Api(args.api_url, dry_run=args.dry_run)
+    api.authenticate(username, password)
+    run_id = run_dag(api, args.dag_id, timeout=args.timeout)
+    show_tasks(api, args.dag_id, run_id)
+    if args.dry_run:
+        print(f"+ list blobs of {args.dag_id} {run_id} in every container of {args.azurite_url}")
+        return
+    show_blobs(args.azurite_url, args.dag_id, run_id)
+    print(f"==> smoke test passed: {args.dag_id} run {run_id} succeeded, XCom and log blobs are in Azurite")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--context", default="kind-airflow-azblob")
+    parser.add_argument("--namespace", default="airflow")
+    parser.add_argument("--release", default="airflow")
+    parser.add_argument("--dry-run", action="store_true")
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--service", metavar="COMPONENT", help="print svc/<name> of the release's COMPONENT Service")
+    mode.add_argument("--print-login", action="store_true", help="print the UI user and password")
+    mode.add_argument("--api-url", help="api-server base URL (port-forwarded), e.g. http://127.0.0.1:8080")
+    parser.add_argument("--azurite-url", default="http://127.0.0.1:10000")
+    parser.add_argument("--dag-id", default="example_dataframe_pipeline")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for parsing and for the run")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    kube = Kube(args.context, args.namespace, args.release, dry_run=args.dry_run)
+    try:
+        if args.service:
+            print(kube.service(args.service))
+        elif args.print_login:
+            print("user {} / password {}".format(*kube.login()))
+        else:
+            smoke(args, kube)
+    except SmokeError as err:
+        print(f"kind smoke: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
