@@ -1,0 +1,95 @@
+"""Fixtures of the chart tests: cached renders of the values matrix and of both profiles.
+
+Every combination is rendered once per session (tests.support.helm caches by values), so adding a test that
+reads an existing render costs nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.support.helm import Manifest, render
+
+GIT_SYNC = {
+    "dags.mode": "gitSync",
+    "dags.gitSync.repo": "https://example.com/org/dags.git",
+    "dags.gitSync.subPath": "dags",
+}
+GIT_BUNDLE = {"dags.mode": "gitBundle", "dags.gitBundle.repoUrl": "https://example.com/org/dags.git"}
+ACCOUNT = {"azurite.enabled": False, "azure.connection.accountUrl": "https://acct.blob.core.windows.net"}
+KNOWN_HOSTS = "github.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+EXTERNAL_DB = {"postgresql.enabled": False, "database.existingSecret": "metadata-db"}
+
+# The values matrix: executor, the three DAG modes, remote logs, Azurite, PostgreSQL, NetworkPolicies, profiles.
+MATRIX: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "local-executor": {"executor": "LocalExecutor"},
+    "local-executor-git-sync": {"executor": "LocalExecutor", **GIT_SYNC},
+    "git-sync": GIT_SYNC,
+    "git-sync-ssh": {
+        **GIT_SYNC,
+        "dags.gitSync.repo": "git@github.com:org/dags.git",
+        "dags.gitSync.ssh.existingSecret": "git-ssh",
+        "dags.gitSync.ssh.knownHosts": KNOWN_HOSTS,
+    },
+    "git-sync-https": {**GIT_SYNC, "dags.gitSync.https.existingSecret": "git-https"},
+    "git-bundle": {
+        **GIT_BUNDLE,
+        "dags.gitBundle.connectionId": "git_dags",
+        "dags.gitBundle.connectionSecret": "git-conn",
+    },
+    "remote-logs-off": {"logs.remote.enabled": False},
+    "xcom-off": {"xcom.enabled": False},
+    "azurite-off": ACCOUNT,
+    "azurite-persistent": {"azurite.persistence.enabled": True},
+    "postgresql-off": EXTERNAL_DB,
+    "network-policies": {"networkPolicies.enabled": True},
+    "network-policies-external": {"networkPolicies.enabled": True, **ACCOUNT, **EXTERNAL_DB},
+    "existing-secrets": {
+        "secrets.fernetKey.existingSecret": "my-fernet",
+        "secrets.apiSecretKey.existingSecret": "my-api",
+        "secrets.jwtSecret.existingSecret": "my-jwt",
+        "auth.existingSecret": "my-passwords",
+        "azurite.enabled": False,
+        "azure.connection.existingSecret": "my-storage",
+    },
+    "workload-identity": {**ACCOUNT, "azure.workloadIdentity.enabled": True, "azure.workloadIdentity.clientId": "c1"},
+    "base-url-subpath": {"config": {"api": {"base_url": "https://airflow.example.com/team-a/"}}},
+}
+PROFILES = ("kind", "aks-example")
+
+
+def case_id(case: tuple[str | None, str]) -> str:
+    profile, name = case
+    return f"profile-{profile}" if profile else name
+
+
+CASES: list[tuple[str | None, str]] = [(None, name) for name in MATRIX] + [(p, "defaults") for p in PROFILES]
+
+
+def render_case(case: tuple[str | None, str]) -> Manifest:
+    profile, name = case
+    return render(MATRIX[name], profile=profile)
+
+
+@pytest.fixture(params=CASES, ids=[case_id(c) for c in CASES])
+def any_render(request: pytest.FixtureRequest) -> Manifest:
+    """Each combination of the values matrix and each profile, rendered once per session."""
+    return render_case(request.param)
+
+
+@pytest.fixture
+def defaults() -> Manifest:
+    return render()
+
+
+@pytest.fixture
+def kind() -> Manifest:
+    return render(profile="kind")
+
+
+@pytest.fixture
+def aks() -> Manifest:
+    return render(profile="aks-example")

@@ -1,0 +1,190 @@
+"""Render the chart with the real helm binary and query the result: the chart tests' one way to run helm.
+
+``render(values, set_values)`` runs ``helm template`` (no cluster needed) and returns a :class:`Manifest`, the
+rendered objects indexed by kind and name with jmespath helpers. Renders are cached per values combination, so a
+test session renders each combination once. helm is the repository's pinned build (``.tools/bin/helm``); when it
+is missing, ``scripts/bootstrap helm`` builds it from the Go module proxy.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jmespath
+import yaml
+
+from tests.support.services import ROOT
+
+CHART = ROOT / "chart"
+PROFILES = ROOT / "config" / "profiles"
+HELM = ROOT / ".tools" / "bin" / "helm"
+RELEASE = "airflow"
+NAMESPACE = "airflow"
+FULLNAME = "airflow-airflow-azblob"
+# The Kubernetes version every render targets and every object is validated against (the chart's minimum).
+KUBE_VERSION = "1.30.0"
+
+
+class HelmError(Exception):
+    """helm exited non-zero; ``stderr`` holds its message (a chart ``fail`` ends up here)."""
+
+    def __init__(self, args: list[str], stderr: str) -> None:
+        super().__init__(f"helm {' '.join(args)} failed:\n{stderr}")
+        self.stderr = stderr
+
+
+def helm_binary() -> Path:
+    """The pinned helm, built by ``scripts/bootstrap helm`` on first use."""
+    if not HELM.exists():
+        subprocess.run([str(ROOT / "scripts" / "bootstrap"), "helm"], check=True)
+    return HELM
+
+
+def run_helm(*args: str) -> str:
+    proc = subprocess.run([str(helm_binary()), *args], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise HelmError(list(args), proc.stderr)
+    return proc.stdout
+
+
+def _set_args(set_values: Mapping[str, Any]) -> list[str]:
+    args: list[str] = []
+    for key, value in set_values.items():
+        args += ["--set-json", f"{key}={json.dumps(value)}"]
+    return args
+
+
+@dataclass
+class Manifest:
+    """Rendered objects of one ``helm template``, in order, with lookups by kind and name."""
+
+    objects: list[dict[str, Any]]
+    by_key: dict[tuple[str, str], dict[str, Any]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.by_key = {(obj["kind"], obj["metadata"]["name"]): obj for obj in self.objects}
+
+    def get(self, kind: str, name: str) -> dict[str, Any]:
+        """The object ``kind``/``name``; ``name`` may omit the ``<fullname>-`` prefix."""
+        for candidate in (name, f"{FULLNAME}-{name}"):
+            if (kind, candidate) in self.by_key:
+                return self.by_key[(kind, candidate)]
+        raise KeyError(f"no {kind} {name!r}; rendered: {sorted(self.by_key)}")
+
+    def has(self, kind: str, name: str) -> bool:
+        try:
+            self.get(kind, name)
+        except KeyError:
+            return False
+        return True
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [obj for obj in self.objects if obj["kind"] == kind]
+
+    def query(self, expression: str) -> Any:
+        """jmespath over the list of objects, e.g. ``[?kind=='Deployment'].metadata.name``."""
+        return jmespath.search(expression, self.objects)
+
+    def pod_specs(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(name, pod spec) of every workload, test Pod, and the worker pod template."""
+        for obj in self.objects:
+            kind, name = obj["kind"], obj["metadata"]["name"]
+            if kind == "StatefulSet":
+                # Claims of volumeClaimTemplates are volumes of the pod too.
+                spec = dict(obj["spec"]["template"]["spec"])
+                claims = [{"name": c["metadata"]["name"]} for c in obj["spec"].get("volumeClaimTemplates", [])]
+                spec["volumes"] = [*spec.get("volumes", []), *claims]
+                yield f"{kind}/{name}", spec
+            elif kind in ("Deployment", "Job"):
+                yield f"{kind}/{name}", obj["spec"]["template"]["spec"]
+            elif kind == "Pod":
+                yield f"Pod/{name}", obj["spec"]
+        if self.has("ConfigMap", "pod-template"):
+            yield "worker pod template", self.worker_pod_template()["spec"]
+
+    def airflow_cfg(self) -> str:
+        return self.get("ConfigMap", "config")["data"]["airflow.cfg"]
+
+    def worker_pod_template(self) -> dict[str, Any]:
+        return yaml.safe_load(self.get("ConfigMap", "pod-template")["data"]["pod_template_file.yaml"])
+
+
+def parse(text: str) -> Manifest:
+    return Manifest([doc for doc in yaml.safe_load_all(text) if doc])
+
+
+def _freeze(set_values: Mapping[str, Any] | None) -> str:
+    return json.dumps(set_values or {}, sort_keys=True)
+
+
+@functools.cache
+def _render_cached(profile: str | None, frozen: str, show_only: str | None) -> str:
+    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION]
+    if profile:
+        args += ["--values", str(PROFILES / f"{profile}.yaml")]
+    args += _set_args(json.loads(frozen))
+    if show_only:
+        args += ["--show-only", show_only]
+    return run_helm(*args)
+
+
+def render(
+    set_values: Mapping[str, Any] | None = None, *, profile: str | None = None, show_only: str | None = None
+) -> Manifest:
+    """Render the chart (optionally over a profile of config/profiles/) with ``--set-json`` overrides."""
+    return parse(_render_cached(profile, _freeze(set_values), show_only))
+
+
+def render_error(set_values: Mapping[str, Any] | None = None, *, profile: str | None = None) -> str:
+    """The error helm prints for a render that must fail (raises AssertionError when it renders)."""
+    try:
+        _render_cached(profile, _freeze(set_values), None)
+    except HelmError as err:
+        return err.stderr
+    raise AssertionError(f"helm rendered values {set_values!r} (profile {profile}) that should fail")
+
+
+@functools.cache
+def _notes_chart() -> Path:
+    """A copy of the chart whose NOTES.txt is also rendered as a manifest (helm template skips NOTES.txt)."""
+    copy = Path(tempfile.mkdtemp(prefix="chart-notes-")) / "chart"
+    shutil.copytree(CHART, copy)
+    (copy / "files" / "NOTES.txt").write_text((CHART / "templates" / "NOTES.txt").read_text())
+    (copy / "templates" / "zz-notes.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\n"
+        'data:\n  notes: {{ tpl (.Files.Get "files/NOTES.txt") . | toJson }}\n'
+    )
+    return copy
+
+
+def render_notes(set_values: Mapping[str, Any] | None = None, *, profile: str | None = None) -> str:
+    """NOTES.txt as helm install would print it."""
+    args = ["template", RELEASE, str(_notes_chart()), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION]
+    if profile:
+        args += ["--values", str(PROFILES / f"{profile}.yaml")]
+    args += [*_set_args(set_values or {}), "--show-only", "templates/zz-notes.yaml"]
+    return parse(run_helm(*args)).get("ConfigMap", "notes")["data"]["notes"]
+
+
+def lint(*, profile: str | None = None) -> str:
+    args = ["lint", "--strict", str(CHART), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION]
+    if profile:
+        args += ["--values", str(PROFILES / f"{profile}.yaml")]
+    return run_helm(*args)
+
+
+def env_of(container: Mapping[str, Any]) -> dict[str, Any]:
+    """A container's env as {name: value or valueFrom}."""
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+def all_containers(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [*spec.get("initContainers", []), *spec.get("containers", [])]
