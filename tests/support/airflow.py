@@ -13,3 +13,31 @@ XCOM_BACKEND = "include.azblob_xcom_backend.WasbXComBackend"
 def wasb_connection(connection_string: str) -> str:
     """An AIRFLOW_CONN_* value (JSON) for a WasbHook connection given by connection string."""
     return json.dumps({"conn_type": "wasb", "extra": {"connection_string": connection_string}})
+
+
+def dags_test(dag_id: str, dags_folder: Path, env: dict[str, str], *, timeout: float = 600) -> str:
+    """Run `airflow dags test <dag_id>` (every task in-process, the configured XCom backend) and return its
+    output; fail with the tail of the output when the command fails."""
+    import subprocess
+
+    result = subprocess.run(
+        [str(AIRFLOW_BIN), "dags", "test", dag_id],
+        env={**env, "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder)},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        raise AssertionError(f"airflow dags test {dag_id} exited {result.returncode}:\n{output[-5000:]}")
+    return output
+
+
+def xcom_rows(db: Path, dag_id: str) -> dict[tuple[str, int, str], object]:
+    """The XCom rows of a DAG in a SQLite metadata DB, keyed by (task_id, map_index, key), values decoded."""
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT task_id, map_index, key, value FROM xcom WHERE dag_id = ?", (dag_id,))
+        return {(t, m, k): json.loads(v) if isinstance(v, str) else v for t, m, k, v in rows}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import subprocess
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from include.azblob_xcom_backend import metadata_ids
-from tests.support.airflow import AIRFLOW_BIN, wasb_connection
+from tests.support.airflow import dags_test, wasb_connection, xcom_rows
 from tests.support.services import ROOT
 
 DAG_ID = "xcom_blob_contract"
@@ -38,9 +37,7 @@ class DagRun:
         return json.loads((self.out / f"{name}.json").read_text())
 
     def xcoms(self) -> dict[tuple[str, int, str], object]:
-        with sqlite3.connect(self.db) as conn:
-            rows = conn.execute("SELECT task_id, map_index, key, value FROM xcom WHERE dag_id = ?", (DAG_ID,))
-            return {(t, m, k): json.loads(v) for t, m, k, v in rows}
+        return xcom_rows(self.db, DAG_ID)
 
     def task_states(self) -> dict[tuple[str, int], str]:
         with sqlite3.connect(self.db) as conn:
@@ -54,17 +51,12 @@ def dag_run(airflow_db, azurite, tmp_path_factory) -> DagRun:
     container = f"dagtest-{uuid.uuid4().hex[:10]}"
     env = {
         **os.environ,
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
         "AIRFLOW_CONN_WASB_DEFAULT": wasb_connection(azurite.connection_string),
         "AIRFLOW__AZBLOB_XCOM__CONTAINER": container,
         "AIRFLOW__AZBLOB_XCOM__THRESHOLD": "1024",
         "XCOM_TEST_OUT": str(out),
     }
-    result = subprocess.run(
-        [str(AIRFLOW_BIN), "dags", "test", DAG_ID], check=False, env=env, capture_output=True, text=True, timeout=600
-    )
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-5000:]
+    log = dags_test(DAG_ID, DAGS, env)
     client = BlobServiceClient.from_connection_string(azurite.connection_string).get_container_client(container)
     return DagRun(log=log, out=out, db=airflow_db, container=client)
 
