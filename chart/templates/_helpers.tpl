@@ -255,6 +255,11 @@ one otherwise. Call with (dict "root" $ "name" <secret name> "key" <data key> "v
 
 {{/* --------------------------------------------------------------------------------------- airflow.cfg */}}
 
+{{/* [core] xcom_backend: the backend baked into the image, or Airflow's own when xcom.enabled is false. */}}
+{{- define "airflow-azblob.xcomBackend" -}}
+{{- ternary "include.azblob_xcom_backend.WasbXComBackend" "airflow.sdk.bases.xcom.BaseXCom" .Values.xcom.enabled -}}
+{{- end -}}
+
 {{/* Keys the chart computes, each with the value a user sets instead. */}}
 {{- define "airflow-azblob.chartOwnedConfig" -}}
 core:
@@ -297,7 +302,7 @@ dag_processor:
   "simple_auth_manager_users" (join "," $v.auth.users)
   "simple_auth_manager_passwords_file" (printf "%s/passwords.json" (include "airflow-azblob.authDir" .))
 -}}
-{{- if $v.xcom.enabled }}{{ $_ := set $core "xcom_backend" "include.azblob_xcom_backend.WasbXComBackend" }}{{ end -}}
+{{- $_ := set $core "xcom_backend" (include "airflow-azblob.xcomBackend" .) -}}
 {{- $cfg := dict "core" $core -}}
 {{- if $v.xcom.enabled -}}
 {{- $_ := set $cfg "azblob_xcom" (dict
@@ -449,6 +454,9 @@ Components: api-server, scheduler, dag-processor, triggerer, worker, db-migrate,
 {{- /* The image's entrypoint would otherwise probe the DB itself; init containers wait for migrations. */}}
 - name: CONNECTION_CHECK_MAX_COUNT
   value: "0"
+{{- /* The image sets this variable, which beats airflow.cfg: keep both on the chart's choice. */}}
+- name: AIRFLOW__CORE__XCOM_BACKEND
+  value: {{ include "airflow-azblob.xcomBackend" $root | quote }}
 - name: {{ include "airflow-azblob.connEnvName" $v.azure.connection.id }}
   valueFrom:
     secretKeyRef:

@@ -1,0 +1,189 @@
+"""Contracts between the chart and the rest of the template: one airflow.cfg, one XCom backend, one Azure
+connection Secret and one Execution API URL for every Airflow container and worker pod; the JWT secret only where
+it is used; the image paths the Dockerfile creates."""
+
+from __future__ import annotations
+
+import configparser
+import re
+
+import pytest
+
+from tests.support.helm import FULLNAME, Manifest, all_containers, env_of, render
+from tests.support.services import ROOT
+
+AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+
+def airflow_pods(manifest: Manifest) -> dict[str, dict]:
+    """Pod specs of the four components and of the worker pod template."""
+    pods = {c: manifest.get("Deployment", c)["spec"]["template"]["spec"] for c in AIRFLOW_COMPONENTS}
+    if manifest.has("ConfigMap", "pod-template"):
+        pods["worker"] = manifest.worker_pod_template()["spec"]
+    return pods
+
+
+def main_container(spec: dict) -> dict:
+    return spec["containers"][0]
+
+
+def cfg(manifest: Manifest) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(manifest.airflow_cfg())
+    return parser
+
+
+def test_every_component_and_worker_pod_mounts_the_same_airflow_cfg(any_render: Manifest) -> None:
+    for name, spec in airflow_pods(any_render).items():
+        config_volume = next(v for v in spec["volumes"] if v["name"] == "config")
+        assert config_volume["configMap"]["name"] == f"{FULLNAME}-config", name
+        container = main_container(spec)
+        mount = next(m for m in container["volumeMounts"] if m["name"] == "config")
+        assert env_of(container)["AIRFLOW_CONFIG"] == f"{mount['mountPath']}/airflow.cfg", name
+
+
+def test_every_component_and_worker_pod_gets_the_azure_connection_from_one_secret(any_render: Manifest) -> None:
+    refs = set()
+    for name, spec in airflow_pods(any_render).items():
+        env = env_of(main_container(spec))
+        conn = [key for key in env if key.startswith("AIRFLOW_CONN_WASB")]
+        assert conn == ["AIRFLOW_CONN_WASB_DEFAULT"], name
+        refs.add(tuple(sorted(env[conn[0]]["secretKeyRef"].items())))
+    assert len(refs) == 1, refs
+
+
+def test_the_azure_connection_never_appears_in_a_configmap(any_render: Manifest) -> None:
+    for cm in any_render.of_kind("ConfigMap"):
+        text = str(cm.get("data"))
+        assert "AccountKey" not in text, cm["metadata"]["name"]
+        assert "connection_string" not in text, cm["metadata"]["name"]
+
+
+def test_every_airflow_container_selects_the_xcom_backend_of_airflow_cfg(any_render: Manifest) -> None:
+    backend = cfg(any_render)["core"]["xcom_backend"]
+    for name, spec in airflow_pods(any_render).items():
+        assert env_of(main_container(spec))["AIRFLOW__CORE__XCOM_BACKEND"] == backend, name
+
+
+def test_xcom_backend_is_the_baked_blob_backend_with_its_options() -> None:
+    parser = cfg(render())
+    assert parser["core"]["xcom_backend"] == "include.azblob_xcom_backend.WasbXComBackend"
+    assert dict(parser["azblob_xcom"]) == {
+        "compression": "zstd",
+        "conn_id": "wasb_default",
+        "container": "airflow-xcom",
+        "max_concurrency": "4",
+        "prefix": "",
+        "retries": "3",
+        "threshold": "65536",
+    }
+
+
+def test_xcom_values_reach_the_azblob_xcom_section() -> None:
+    values = {"xcom.threshold": 1000000, "xcom.compression": "lz4", "xcom.prefix": "prod/xcom", "xcom.retries": 5}
+    section = cfg(render(values))["azblob_xcom"]
+    assert (section["threshold"], section["compression"], section["prefix"], section["retries"]) == (
+        "1000000",
+        "lz4",
+        "prod/xcom",
+        "5",
+    )
+
+
+def test_xcom_disabled_falls_back_to_airflows_db_backend() -> None:
+    parser = cfg(render({"xcom.enabled": False}))
+    assert parser["core"]["xcom_backend"] == "airflow.sdk.bases.xcom.BaseXCom"
+    assert not parser.has_section("azblob_xcom")
+
+
+def test_execution_api_url_points_at_the_api_server_service(any_render: Manifest) -> None:
+    url = cfg(any_render)["core"]["execution_api_server_url"]
+    service = any_render.get("Service", "api-server")
+    port = service["spec"]["ports"][0]["port"]
+    assert url.startswith(f"http://{service['metadata']['name']}:{port}/")
+    assert url.endswith("/execution/")
+
+
+def test_execution_api_url_and_probes_honour_a_base_url_sub_path() -> None:
+    manifest = render({"config": {"api": {"base_url": "https://airflow.example.com/team-a/"}}})
+    assert cfg(manifest)["core"]["execution_api_server_url"] == f"http://{FULLNAME}-api-server:8080/team-a/execution/"
+    probe = main_container(manifest.get("Deployment", "api-server")["spec"]["template"]["spec"])["readinessProbe"]
+    assert probe["httpGet"]["path"] == "/team-a/api/v2/monitor/health"
+
+
+def test_execution_api_url_follows_an_internal_url_override() -> None:
+    manifest = render({"apiServer.internalUrl": "http://127.0.0.1:28080"})
+    assert cfg(manifest)["core"]["execution_api_server_url"] == "http://127.0.0.1:28080/execution/"
+
+
+def test_jwt_secret_reaches_only_the_api_server_and_the_scheduler(any_render: Manifest) -> None:
+    holders = set()
+    for where, spec in any_render.pod_specs():
+        for container in all_containers(spec):
+            if "AIRFLOW__API_AUTH__JWT_SECRET" in env_of(container):
+                holders.add(where.split("/")[-1].removeprefix(f"{FULLNAME}-"))
+    assert holders == {"api-server", "scheduler"}
+
+
+def test_database_credentials_stay_out_of_worker_pods(any_render: Manifest) -> None:
+    if any_render.has("ConfigMap", "pod-template"):
+        env = env_of(main_container(any_render.worker_pod_template()["spec"]))
+        assert not {
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+            "AIRFLOW__CORE__FERNET_KEY",
+            "AIRFLOW__API__SECRET_KEY",
+        } & set(env)
+
+
+def test_components_with_db_access_share_the_metadata_connection_secret(any_render: Manifest) -> None:
+    refs = {
+        str(env_of(main_container(spec))["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+        for name, spec in airflow_pods(any_render).items()
+        if name != "worker"
+    }
+    assert len(refs) == 1
+
+
+def test_image_paths_match_the_dockerfile(any_render: Manifest) -> None:
+    dockerfile = ROOT / "Dockerfile"
+    if not dockerfile.exists():
+        pytest.fail("Dockerfile is missing: the chart assumes include/ at /opt/airflow/include and PYTHONPATH")
+    text = dockerfile.read_text()
+    pythonpath = re.search(r"^ENV PYTHONPATH=(\S+)", text, re.MULTILINE)[1]
+    include_target = re.search(r"^COPY include/ (\S+)", text, re.MULTILINE)[1].rstrip("/")
+    backend_module = cfg(any_render)["core"]["xcom_backend"].rsplit(".", 1)[0]
+    if backend_module.startswith("include."):
+        assert f"{pythonpath}/{backend_module.split('.')[0]}" == include_target
+    for name, spec in airflow_pods(any_render).items():
+        env = env_of(main_container(spec))
+        assert env["PYTHONPATH"] == pythonpath, name
+        assert env["AIRFLOW_HOME"] == "/opt/airflow", name
+
+
+def test_image_mode_reads_the_folder_the_dockerfile_bakes_dags_into() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    baked = re.search(r"^COPY --from=dags \S* ?\S+ (\S+)", text, re.MULTILINE)[1].rstrip("/")
+    assert cfg(render({"dags.mode": "image"}))["core"]["dags_folder"] == baked
+
+
+def test_airflow_cfg_is_read_by_airflows_own_config_parser(any_render: Manifest, tmp_path) -> None:
+    from airflow.configuration import AirflowConfigParser
+
+    parser = AirflowConfigParser()
+    parser.read_string(any_render.airflow_cfg())
+    executor = parser.get("core", "executor")
+    assert executor in ("KubernetesExecutor", "LocalExecutor")
+    assert parser.getboolean("logging", "remote_logging") in (True, False)
+    if parser.has_option("azblob_xcom", "threshold"):
+        assert parser.getint("azblob_xcom", "threshold") >= 0
+
+
+def test_airflow_cfg_renders_standalone_for_the_local_stack() -> None:
+    values = {"executor": "LocalExecutor", "apiServer.internalUrl": "http://127.0.0.1:28080"}
+    values["azurite.blobEndpoint"] = "http://127.0.0.1:10000/devstoreaccount1"
+    manifest = render(values, show_only="templates/configmaps/airflow-config.yaml")
+    assert [obj["kind"] for obj in manifest.objects] == ["ConfigMap"]
+    parser = cfg(manifest)
+    assert parser["core"]["executor"] == "LocalExecutor"
+    assert parser["core"]["execution_api_server_url"] == "http://127.0.0.1:28080/execution/"
+    assert not parser.has_section("kubernetes_executor") or "pod_template_file" not in parser["kubernetes_executor"]
