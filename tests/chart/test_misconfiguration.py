@@ -1,0 +1,80 @@
+"""Each documented misconfiguration fails at render time with a sentence that names the value to set."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.helm import render_error
+
+GIT_SYNC = {"dags.mode": "gitSync", "dags.gitSync.repo": "git@github.com:org/dags.git"}
+
+CASES = {
+    "unknown executor": ({"executor": "CeleryExecutor"}, "set executor to KubernetesExecutor or LocalExecutor"),
+    "unknown dag mode": ({"dags.mode": "nfs"}, "set dags.mode to image, gitSync or gitBundle"),
+    "git-sync without a repo": ({"dags.mode": "gitSync"}, "set dags.gitSync.repo"),
+    "ssh without known_hosts and no opt-out": (
+        {**GIT_SYNC, "dags.gitSync.ssh.existingSecret": "git-ssh"},
+        "set dags.gitSync.ssh.knownHosts",
+    ),
+    "ssh and https credentials together": (
+        {
+            **GIT_SYNC,
+            "dags.gitSync.ssh.existingSecret": "git-ssh",
+            "dags.gitSync.ssh.disableKnownHosts": True,
+            "dags.gitSync.https.existingSecret": "git-https",
+        },
+        "set only one of dags.gitSync.ssh.existingSecret and dags.gitSync.https.existingSecret",
+    ),
+    "git bundle without a repo": ({"dags.mode": "gitBundle"}, "set dags.gitBundle.repoUrl"),
+    "remote logs without a container": ({"logs.remote.container": ""}, "set logs.remote.container"),
+    "xcom without a container": ({"xcom.container": ""}, "set xcom.container"),
+    "azurite off without a storage connection": ({"azurite.enabled": False}, "set azure.connection.accountUrl"),
+    "azurite on with a storage account": (
+        {"azure.connection.accountUrl": "https://acct.blob.core.windows.net"},
+        "set azurite.enabled=false",
+    ),
+    "account url and connection secret together": (
+        {
+            "azurite.enabled": False,
+            "azure.connection.accountUrl": "https://acct.blob.core.windows.net",
+            "azure.connection.existingSecret": "s",
+        },
+        "set only one of them",
+    ),
+    "workload identity without a client id": (
+        {"azure.workloadIdentity.enabled": True},
+        "set azure.workloadIdentity.clientId",
+    ),
+    "postgresql off without a database secret": ({"postgresql.enabled": False}, "set database.existingSecret"),
+    "no users": ({"auth.users": []}, "set auth.users"),
+    "executor set in config": ({"config": {"core": {"executor": "LocalExecutor"}}}, "set executor instead"),
+    "execution api url set in config": (
+        {"config": {"core": {"execution_api_server_url": "http://x/execution/"}}},
+        "set apiServer.internalUrl",
+    ),
+    "jwt secret set in config": ({"config": {"api_auth": {"jwt_secret": "x"}}}, "set secrets.jwtSecret"),
+    "remote log folder set in config": (
+        {"config": {"logging": {"remote_base_log_folder": "wasb://x"}}},
+        "set logs.remote.prefix",
+    ),
+}
+
+
+@pytest.mark.parametrize(("values", "sentence"), CASES.values(), ids=CASES.keys())
+def test_misconfiguration_fails_naming_the_value_to_set(values: dict, sentence: str) -> None:
+    error = render_error(values)
+    assert sentence in error, error
+
+
+@pytest.mark.parametrize(
+    ("values", "where"),
+    [
+        ({"unknown": 1}, "additional properties 'unknown' not allowed"),
+        ({"xcom.compression": "gz"}, "/xcom/compression"),
+        ({"logs.remote.enable": True}, "additional properties 'enable' not allowed"),
+        ({"images.airflow.pullPolicy": "Sometimes"}, "/images/airflow/pullPolicy"),
+    ],
+    ids=["unknown top-level key", "unknown codec", "misspelt key", "bad pull policy"],
+)
+def test_values_schema_rejects_unknown_keys_and_bad_values(values: dict, where: str) -> None:
+    assert where in render_error(values)
