@@ -253,3 +253,30 @@ def test_up_with_stand_in_tools_pushes_dags_through_the_git_daemon_and_is_idempo
         ["git", "--git-dir", repo, "rev-list", "--count", "main"], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert commits == "1"
+
+
+# --- the manifests ---------------------------------------------------------------------------------------------------
+
+
+def test_kind_manifests_are_valid_kubernetes_for_the_node_version() -> None:
+    version = yaml.safe_load((ROOT / "config/kind/cluster.yaml").read_text())["nodes"][0]["image"]
+    version = version.split(":v", 1)[1].split("@", 1)[0]
+    files = [ROOT / "config/kind/namespace.yaml", ROOT / "config/kind/dags-git.yaml"]
+    cmd = [ROOT / ".venv/bin/kubernetes-validate", "--strict", "--quiet", "-k", version, *files]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_kind_node_and_git_server_images_are_pinned() -> None:
+    node = yaml.safe_load((ROOT / "config/kind/cluster.yaml").read_text())["nodes"][0]["image"]
+    assert "@sha256:" in node
+    pod = next(
+        doc
+        for doc in yaml.safe_load_all((ROOT / "config/kind/dags-git.yaml").read_text())
+        if doc["kind"] == "Deployment"
+    )["spec"]["template"]["spec"]
+    images = {c["image"] for c in pod["initContainers"] + pod["containers"]}
+    assert len(images) == 1, "init and server containers share one (preloaded) image"
+    image = images.pop()
+    assert image.rsplit(":", 1)[-1] not in ("latest", ""), image
+    assert all(c["imagePullPolicy"] == "IfNotPresent" for c in pod["initContainers"] + pod["containers"])
