@@ -14,7 +14,7 @@ from airflow.configuration import conf
 path = conf.get("core", "xcom_backend")
 module_name, _, class_name = path.rpartition(".")
 backend = getattr(importlib.import_module(module_name), class_name)
-threshold = conf.getint("azblob_xcom", "threshold")
+threshold = conf.getint("azblob_xcom", "threshold", fallback=65536)
 rows = max(1000, threshold // 4)
 frame = pd.DataFrame({"n": range(rows), "text": [f"row {i}" for i in range(rows)]})
 stored = backend.serialize_value(

@@ -1,0 +1,164 @@
+"""helm test hooks and Jobs: their scripts run here for real (Azurite, a local HTTP server) with the env the
+chart gives them, so what `helm test` runs in the cluster is known to work."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
+
+import pytest
+
+from tests.support.helm import FULLNAME, Manifest, env_of, render
+from tests.support.services import ROOT, Azurite
+
+
+def hook_pods(manifest: Manifest) -> dict[str, dict]:
+    return {
+        p["metadata"]["name"].removeprefix(f"{FULLNAME}-test-"): p
+        for p in manifest.of_kind("Pod")
+        if p["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"
+    }
+
+
+def test_helm_test_checks_api_server_execution_api_and_xcom_round_trip(defaults: Manifest) -> None:
+    pods = hook_pods(defaults)
+    assert set(pods) == {"api-server-health", "execution-api-health", "xcom-roundtrip"}
+    api_args = pods["api-server-health"]["spec"]["containers"][0]["args"]
+    assert api_args[3] == f"http://{FULLNAME}-api-server:8080/api/v2/monitor/health"
+    exec_args = pods["execution-api-health"]["spec"]["containers"][0]["args"]
+    assert exec_args[3:] == [f"http://{FULLNAME}-api-server:8080/execution/health", "status=healthy"]
+    for pod in pods.values():
+        assert "hook-succeeded" in pod["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
+
+
+def run_pod_script(container: dict, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run a rendered container's `python -c <script> args...` with this venv's python and the given env."""
+    args = container["args"]
+    assert args[:2] == ["python", "-c"]
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+    return subprocess.run(
+        [sys.executable, "-c", args[2], *args[3:]],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def literal_env(container: dict) -> dict[str, str]:
+    """Plain env values of a container, minus paths of the image (the repository root stands in for /opt/airflow)."""
+    skip = ("AIRFLOW_", "PYTHONPATH")
+    return {k: v for k, v in env_of(container).items() if isinstance(v, str) and not k.startswith(skip)}
+
+
+def test_xcom_round_trip_test_passes_against_azurite_with_the_rendered_airflow_cfg(
+    defaults: Manifest, azurite: Azurite, airflow_home, tmp_path
+) -> None:
+    container = hook_pods(defaults)["xcom-roundtrip"]["spec"]["containers"][0]
+    assert env_of(container)["AIRFLOW__CORE__XCOM_BACKEND"] == "include.azblob_xcom_backend.WasbXComBackend"
+    rendered_cfg = tmp_path / "airflow.cfg"
+    rendered_cfg.write_text(defaults.airflow_cfg())
+    env = {
+        **literal_env(container),
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW_CONFIG": str(rendered_cfg),
+        "AIRFLOW__CORE__XCOM_BACKEND": env_of(container)["AIRFLOW__CORE__XCOM_BACKEND"],
+        "AIRFLOW_CONN_WASB_DEFAULT": json.dumps(
+            {"conn_type": "wasb", "extra": {"connection_string": azurite.connection_string}}
+        ),
+        "AIRFLOW__AZBLOB_XCOM__CONTAINER": f"helmtest-{uuid.uuid4().hex[:8]}",
+    }
+    done = run_pod_script(container, env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "XCom round trip through include.azblob_xcom_backend.WasbXComBackend: ok" in done.stdout
+
+
+def test_create_containers_job_creates_containers_idempotently(
+    defaults: Manifest, azurite: Azurite, airflow_home
+) -> None:
+    from azure.storage.blob import BlobServiceClient
+
+    container = defaults.get("Job", "create-containers-1")["spec"]["template"]["spec"]["containers"][0]
+    names = [f"logs-{uuid.uuid4().hex[:8]}", f"xcom-{uuid.uuid4().hex[:8]}"]
+    env = {
+        "AIRFLOW_HOME": str(airflow_home),
+        "BLOB_CONN_ID": env_of(container)["BLOB_CONN_ID"],
+        "BLOB_CONTAINERS": ",".join(names),
+        "AIRFLOW_CONN_WASB_DEFAULT": json.dumps(
+            {"conn_type": "wasb", "extra": {"connection_string": azurite.connection_string}}
+        ),
+    }
+    for _ in range(2):
+        done = run_pod_script(container, env)
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert "already exists" in done.stdout
+    existing = {c.name for c in BlobServiceClient.from_connection_string(azurite.connection_string).list_containers()}
+    assert set(names) <= existing
+
+
+class _Health(BaseHTTPRequestHandler):
+    bodies: ClassVar[dict[str, dict]] = {
+        "/api/v2/monitor/health": {"metadatabase": {"status": "healthy"}, "scheduler": {"status": "healthy"}},
+        "/execution/health": {"status": "healthy"},
+    }
+
+    def do_GET(self) -> None:
+        body = self.bodies.get(self.path)
+        self.send_response(200 if body else 404)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(json.dumps(body or {"detail": "Not Found"}).encode())
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_api() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.mark.parametrize("test_name", ["api-server-health", "execution-api-health"])
+def test_health_tests_pass_against_healthy_endpoints(fake_api: str, test_name: str) -> None:
+    manifest = render({"apiServer.internalUrl": fake_api})
+    done = run_pod_script(hook_pods(manifest)[test_name]["spec"]["containers"][0], {})
+    assert done.returncode == 0, done.stderr
+
+
+def test_api_server_health_test_fails_naming_an_unhealthy_field(fake_api: str, monkeypatch) -> None:
+    monkeypatch.setitem(_Health.bodies, "/api/v2/monitor/health", {"metadatabase": {"status": "unhealthy"}})
+    manifest = render({"apiServer.internalUrl": fake_api})
+    done = run_pod_script(hook_pods(manifest)["api-server-health"]["spec"]["containers"][0], {})
+    assert done.returncode != 0
+    assert "metadatabase.status is 'unhealthy'" in done.stderr
+
+
+def test_db_migrate_is_a_plain_job_named_per_revision_and_components_wait_for_it(defaults: Manifest) -> None:
+    job = defaults.get("Job", "db-migrate-1")
+    assert "helm.sh/hook" not in job["metadata"].get("annotations", {})
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["airflow", "db", "migrate"]
+    for name in ("api-server", "scheduler", "dag-processor", "triggerer"):
+        init = defaults.get("Deployment", name)["spec"]["template"]["spec"]["initContainers"][0]
+        assert init["name"] == "wait-for-migrations"
+        assert init["args"][:3] == ["airflow", "db", "check-migrations"]
+
+
+def test_api_server_gets_a_writable_copy_of_the_passwords_file(defaults: Manifest) -> None:
+    spec = defaults.get("Deployment", "api-server")["spec"]["template"]["spec"]
+    copy = next(c for c in spec["initContainers"] if c["name"] == "copy-passwords")
+    assert "/opt/airflow/auth/passwords.json" in copy["args"][-1]
+    auth = next(v for v in spec["volumes"] if v["name"] == "auth")
+    assert auth == {"name": "auth", "emptyDir": {}}
+    assert "simple_auth_manager_passwords_file = /opt/airflow/auth/passwords.json" in defaults.airflow_cfg()

@@ -1,0 +1,163 @@
+"""Generated secrets (kept, each replaceable by an existing Secret), checksum annotations, RBAC scope."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from cryptography.fernet import Fernet
+
+from tests.support.helm import CHART, FULLNAME, Manifest, all_containers, render
+
+GENERATED = ("fernet-key", "api-secret-key", "jwt-secret", "auth", "postgresql")
+
+
+@pytest.mark.parametrize("name", GENERATED)
+def test_generated_secret_is_kept_across_upgrades_and_uninstall(defaults: Manifest, name: str) -> None:
+    secret = defaults.get("Secret", name)
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+
+
+def test_generated_secrets_are_looked_up_before_generating() -> None:
+    text = (CHART / "templates" / "_helpers.tpl").read_text()
+    assert 'lookup "v1" "Secret" .root.Release.Namespace .name' in text
+    generated = (CHART / "templates" / "secrets" / "generated.yaml").read_text()
+    assert "keptSecretValue" in generated
+    assert 'lookup "v1" "Secret"' in generated  # the passwords file keeps handed-out passwords
+
+
+def test_generated_fernet_key_is_a_valid_fernet_key(defaults: Manifest) -> None:
+    key = base64.b64decode(defaults.get("Secret", "fernet-key")["data"]["fernet-key"])
+    Fernet(key)
+
+
+def test_generated_passwords_file_has_one_password_per_user() -> None:
+    manifest = render({"auth.users": ["admin:admin", "ops:op"]})
+    passwords = json.loads(base64.b64decode(manifest.get("Secret", "auth")["data"]["passwords.json"]))
+    assert set(passwords) == {"admin", "ops"}
+    assert all(len(p) >= 16 for p in passwords.values())
+
+
+def test_existing_secrets_replace_every_generated_one() -> None:
+    manifest = render(
+        {
+            "secrets.fernetKey.existingSecret": "my-fernet",
+            "secrets.apiSecretKey.existingSecret": "my-api",
+            "secrets.jwtSecret.existingSecret": "my-jwt",
+            "auth.existingSecret": "my-passwords",
+            "postgresql.enabled": False,
+            "database.existingSecret": "my-db",
+        }
+    )
+    assert not [
+        s["metadata"]["name"] for s in manifest.of_kind("Secret") if "azure-connection" not in s["metadata"]["name"]
+    ]
+    spec = manifest.get("Deployment", "api-server")["spec"]["template"]["spec"]
+    refs = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]["name"]
+        for e in spec["containers"][0]["env"]
+        if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]
+    }
+    assert refs["AIRFLOW__CORE__FERNET_KEY"] == "my-fernet"
+    assert refs["AIRFLOW__API__SECRET_KEY"] == "my-api"
+    assert refs["AIRFLOW__API_AUTH__JWT_SECRET"] == "my-jwt"
+    assert refs["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == "my-db"
+    assert next(v for v in spec["volumes"] if v["name"] == "auth-secret")["secret"]["secretName"] == "my-passwords"
+
+
+def test_postgresql_password_and_metadata_url_come_from_one_secret(defaults: Manifest) -> None:
+    data = defaults.get("Secret", "postgresql")["data"]
+    password = base64.b64decode(data["password"]).decode()
+    url = base64.b64decode(data["connection"]).decode()
+    assert url == f"postgresql://airflow:{password}@{FULLNAME}-postgresql:5432/airflow"
+
+
+def test_every_consumer_of_the_airflow_cfg_carries_its_checksum(any_render: Manifest) -> None:
+    for where, _spec in any_render.pod_specs():
+        if where.startswith("Pod/") or "azurite" in where or "postgresql" in where:
+            continue
+        obj_name = where.split("/")[-1]
+        if where == "worker pod template":
+            annotations = any_render.worker_pod_template()["metadata"]["annotations"]
+        else:
+            kind = where.split("/")[0]
+            annotations = any_render.get(kind, obj_name)["spec"]["template"]["metadata"]["annotations"]
+        assert "checksum/airflow-config" in annotations, where
+
+
+def test_checksums_change_when_the_config_changes() -> None:
+    def annotations(manifest: Manifest) -> dict:
+        return manifest.get("Deployment", "scheduler")["spec"]["template"]["metadata"]["annotations"]
+
+    before, after = annotations(render()), annotations(render({"xcom.threshold": 1024}))
+    assert before["checksum/airflow-config"] != after["checksum/airflow-config"]
+    assert before["checksum/pod-template"] != after["checksum/pod-template"]
+    assert before["checksum/azure-connection"] == after["checksum/azure-connection"]
+
+
+def test_scheduler_role_lets_the_executor_manage_worker_pods_in_the_namespace_only(defaults: Manifest) -> None:
+    assert not defaults.of_kind("ClusterRole")
+    assert not defaults.of_kind("ClusterRoleBinding")
+    rules = {r["resources"][0]: set(r["verbs"]) for r in defaults.get("Role", "scheduler")["rules"]}
+    assert rules["pods"] == {"create", "list", "get", "patch", "watch", "delete"}
+    assert rules["pods/log"] == {"get"}
+    assert rules["events"] == {"list", "watch"}
+    binding = defaults.get("RoleBinding", "scheduler")
+    assert binding["subjects"][0]["name"] == f"{FULLNAME}-scheduler"
+
+
+def test_api_server_role_reads_pod_logs_only(defaults: Manifest) -> None:
+    rules = {r["resources"][0]: set(r["verbs"]) for r in defaults.get("Role", "api-server")["rules"]}
+    assert rules == {"pods": {"list", "get"}, "pods/log": {"get"}}
+
+
+def test_local_executor_renders_no_worker_rbac_or_pod_template() -> None:
+    manifest = render({"executor": "LocalExecutor"})
+    assert not manifest.of_kind("Role")
+    assert not manifest.has("ConfigMap", "pod-template")
+
+
+def test_each_component_runs_under_its_own_service_account(defaults: Manifest) -> None:
+    accounts = {
+        name: defaults.get("Deployment", name)["spec"]["template"]["spec"]["serviceAccountName"]
+        for name in ("api-server", "scheduler", "dag-processor", "triggerer")
+    }
+    accounts["worker"] = defaults.worker_pod_template()["spec"]["serviceAccountName"]
+    assert len(set(accounts.values())) == 5
+    for account in accounts.values():
+        assert defaults.has("ServiceAccount", account)
+
+
+def test_network_policies_restrict_database_and_storage_to_airflow_pods() -> None:
+    manifest = render({"networkPolicies.enabled": True})
+    for name, port in (("postgresql", 5432), ("azurite", 10000)):
+        (rule,) = manifest.get("NetworkPolicy", name)["spec"]["ingress"]
+        assert rule["ports"] == [{"port": port, "protocol": "TCP"}]
+        (source,) = rule["from"]
+        components = source["podSelector"]["matchExpressions"][1]["values"]
+        assert {"worker", "scheduler", "api-server", "db-migrate"} <= set(components)
+    assert manifest.get("NetworkPolicy", "worker")["spec"]["ingress"] == []
+    assert manifest.get("NetworkPolicy", "api-server")["spec"]["ingress"][0]["ports"][0]["port"] == 8080
+
+
+def test_network_policy_selectors_match_the_pods_they_protect() -> None:
+    manifest = render({"networkPolicies.enabled": True})
+    for policy in manifest.of_kind("NetworkPolicy"):
+        selector = policy["spec"]["podSelector"]["matchLabels"]
+        component = selector["app.kubernetes.io/component"]
+        if component == "worker":
+            labels = manifest.worker_pod_template()["metadata"]["labels"]
+        elif component == "postgresql":
+            labels = manifest.get("StatefulSet", "postgresql")["spec"]["template"]["metadata"]["labels"]
+        else:
+            labels = manifest.get("Deployment", component)["spec"]["template"]["metadata"]["labels"]
+        assert selector.items() <= labels.items(), policy["metadata"]["name"]
+
+
+def test_containers_declare_no_privileged_or_host_settings(any_render: Manifest) -> None:
+    for where, spec in any_render.pod_specs():
+        assert not spec.get("hostNetwork"), where
+        assert not spec.get("hostPID"), where
+        for container in all_containers(spec):
+            assert not container["securityContext"].get("privileged"), where
