@@ -17,7 +17,7 @@ container          airflow-xcom    container of the XCom blobs; created on first
 prefix             (empty)         blob-name prefix, e.g. ``prod/xcom``
 threshold          65536           bytes: a value whose inline (JSON) form is at most this stays in the DB
 compression        zstd            codec of offloaded values: zstd, lz4, gzip, brotli or none
-max_concurrency    4               parallel block transfers per blob upload/download
+max_concurrency    4               parallel 32 MiB block transfers per blob upload/download
 retries            3               Azure SDK retries per request before an error is raised
 =================  ==============  =============================================================================
 
@@ -58,6 +58,7 @@ URI_SCHEME = "xcom_wasb://"
 REFERENCE_MARKER = "azblob_xcom_ref"
 REFERENCE_VERSION = 1
 CODECS = ("zstd", "lz4", "gzip", "brotli", "none")
+TRANSFER_BLOCK_BYTES = 32 * 1024 * 1024
 FORMATS = ("parquet", "json")
 PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
 PANDAS_ATTRS_KEY = b"PANDAS_ATTRS"  # where pandas itself keeps DataFrame.attrs in Parquet
@@ -446,11 +447,18 @@ def inline_size(serialized: Any) -> int:
 
 
 @lru_cache(maxsize=8)
-def _service_client(conn_id: str) -> BlobServiceClient:
-    """One BlobServiceClient per connection and process: the hook builds it from the Airflow connection."""
+def service_client(conn_id: str) -> BlobServiceClient:
+    """One BlobServiceClient per connection and process, built by WasbHook from the Airflow connection (also used
+    by the retention sweep, so both reach storage the same way)."""
     from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
-    return WasbHook(wasb_conn_id=conn_id).blob_service_client
+    client = WasbHook(wasb_conn_id=conn_id).blob_service_client
+    # The SDK moves a blob above 64 MiB in 4 MiB blocks and reads it in 4 MiB chunks: 32 MiB halves the transfer
+    # time of a large DataFrame (docs/benchmarks/xcom.md). These are the SDK's max_block_size/max_chunk_get_size
+    # client settings; the hook builds the client, so they are set on its configuration (shared by its blob clients).
+    client._config.max_block_size = TRANSFER_BLOCK_BYTES
+    client._config.max_chunk_get_size = TRANSFER_BLOCK_BYTES
+    return client
 
 
 _created_containers: set[tuple[str, str]] = set()
@@ -464,7 +472,7 @@ def _ensure_container(config: BackendConfig, container: str) -> None:
         if (config.conn_id, container) in _created_containers:
             return
         try:
-            _service_client(config.conn_id).create_container(container, retry_total=config.retries)
+            service_client(config.conn_id).create_container(container, retry_total=config.retries)
             log.info("Created XCom container %s", container)
         except ResourceExistsError:
             pass
@@ -580,7 +588,7 @@ def delete(config: BackendConfig, ref: BlobReference) -> bool:
 
 
 def _blob_client(config: BackendConfig, container: str, blob_name: str) -> BlobClient:
-    return _service_client(config.conn_id).get_blob_client(container, blob_name)
+    return service_client(config.conn_id).get_blob_client(container, blob_name)
 
 
 def _short(err: Exception) -> str:
