@@ -1,0 +1,458 @@
+"""Maintenance: delete orphan XCom blobs and old task-log blobs from Azure Blob Storage, daily.
+
+Why: the Blob XCom backend deletes a value's blob only when Airflow purges it, which happens when a task instance
+starts a new attempt. ``airflow db clean``, deleting XComs in the UI or REST API, and deleting DAG runs remove the
+XCom rows but never the blobs: those orphans accumulate for ever. Task logs shipped to Blob by remote logging are
+never deleted by Airflow at all.
+
+What it does (two independent tasks, one listing pass each):
+
+* ``sweep_xcom_blobs`` lists the XCom container (``[azblob_xcom] container`` / ``prefix`` / ``conn_id``, the
+  backend's own settings) with blob metadata. A blob younger than the XCom retention is kept (a task may be
+  between uploading it and writing its row). For an older blob it reads the XCom ids from the blob's metadata,
+  reads that XCom's raw row through the Execution API (no download, no deserialization) and keeps the blob if the
+  row's value is a reference to exactly this blob, whatever its age. Otherwise the blob is an orphan and is
+  deleted: every push writes a new, uniquely named blob, so an unreferenced blob can never be referenced again.
+  A blob whose ids cannot be read or addressed, or whose lookup fails for any reason other than "no such XCom",
+  is skipped and reported, never deleted.
+* ``sweep_task_log_blobs`` lists ``*.log`` blobs under the remote log folder (``[logging] remote_base_log_folder``
+  = ``wasb://<prefix>``, ``[azure_remote_logging] remote_wasb_log_container``, ``[logging] remote_log_conn_id``)
+  and deletes those older than the log retention. Nothing references logs, so age alone decides. It does nothing
+  when ``[logging] remote_logging`` is off.
+
+Configuration, per run (trigger with config) or as defaults (Airflow Variables), else the constants below:
+
+| param | default from Airflow Variable | else | meaning |
+|---|---|---|---|
+| ``xcom_retention_days`` | ``blob_retention_xcom_days`` | 7 | minimum age (days) of an unreferenced XCom blob |
+| ``log_retention_days`` | ``blob_retention_log_days`` | 30 | age (days) after which a task-log blob is deleted |
+| ``max_deletions`` | ``blob_retention_max_deletions`` | 10000 | per task and run; the sweep stops there |
+| ``dry_run`` | (none) | false | report what would be deleted, delete nothing |
+
+Each task logs one summary at INFO (scanned, kept live, kept young, deleted, skipped with reasons) and returns it
+as its XCom. See docs/retention.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import Param, dag, task
+
+if TYPE_CHECKING:
+    from azure.storage.blob import ContainerClient
+
+    from include.azblob_xcom_backend import XComIds
+
+log = logging.getLogger(__name__)
+
+XCOM_RETENTION_VARIABLE = "blob_retention_xcom_days"
+LOG_RETENTION_VARIABLE = "blob_retention_log_days"
+MAX_DELETIONS_VARIABLE = "blob_retention_max_deletions"
+DEFAULT_XCOM_RETENTION_DAYS = 7
+DEFAULT_LOG_RETENTION_DAYS = 30
+DEFAULT_MAX_DELETIONS = 10_000
+BATCH_SIZE = 256  # Azure's limit of one blob-batch delete request
+REPORTED_NAMES = 50  # names listed in the log and the returned summary, per category
+# Characters that would change the meaning of an Execution API URL (query, fragment, escapes): an id holding
+# one would be looked up under another id, and a "not found" answer could delete a live blob.
+URL_UNSAFE = frozenset("?#%\\")
+
+
+class UnresolvableBlob(Exception):
+    """A blob's XCom ids cannot be determined or safely looked up: the sweep skips it."""
+
+
+class LookupFailed(Exception):
+    """The XCom row behind a blob could not be read for a reason other than "no such XCom"."""
+
+
+# ------------------------------------------------------------------------------------------------ settings
+
+
+def resolve_setting(param: Any, variable: str, default: float, *, minimum: float, integer: bool = False) -> float:
+    """The run's param if given, else the Airflow Variable if set, else ``default``; validated."""
+    from airflow.sdk import Variable
+
+    source = "param"
+    raw = param
+    if raw is None:
+        source, raw = f"Variable {variable}", Variable.get(variable, default=None)
+    if raw is None:
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except (TypeError, ValueError):
+        value = None
+    if value is None or value < minimum:
+        kind = "a whole number" if integer else "a number"
+        raise ValueError(f"{source} {variable}: expected {kind} >= {minimum}, got {raw!r}")
+    return value
+
+
+def cutoff_for(days: float, now: datetime | None = None) -> datetime:
+    """Blobs last modified before this instant are old enough to delete."""
+    return (now or datetime.now(UTC)) - timedelta(days=days)
+
+
+@dataclass(frozen=True)
+class LogLocation:
+    """Where remote logging writes task logs, from Airflow's configuration."""
+
+    conn_id: str
+    container: str
+    prefix: str
+
+
+def remote_log_location() -> LogLocation | None:
+    """The Blob location of task logs, or None when remote logging to Blob is off."""
+    from airflow.sdk.configuration import conf
+
+    if not conf.getboolean("logging", "remote_logging", fallback=False):
+        return None
+    base = conf.get("logging", "remote_base_log_folder", fallback="") or ""
+    if not base.startswith("wasb"):
+        return None
+    conn_id = (conf.get("logging", "remote_log_conn_id", fallback="") or "").strip()
+    if not conn_id:
+        raise ValueError(
+            "[logging] remote_log_conn_id is empty while remote logging to Blob is on: set it to the Azure "
+            "connection of the log container (the log handler needs it too)."
+        )
+    container = conf.get("azure_remote_logging", "remote_wasb_log_container", fallback="airflow-logs")
+    return LogLocation(conn_id=conn_id, container=container, prefix=base.removeprefix("wasb://").strip("/"))
+
+
+# ----------------------------------------------------------------------------------------------- reporting
+
+
+@dataclass
+class SweepReport:
+    """What one sweep saw and did; logged at INFO and returned as the task's XCom."""
+
+    location: str
+    cutoff: str
+    dry_run: bool
+    scanned: int = 0
+    kept_live: int = 0
+    kept_young: int = 0
+    deleted: int = 0
+    deleted_bytes: int = 0
+    already_gone: int = 0
+    stopped_at_limit: bool = False
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    skipped_count: int = 0
+    deleted_names: list[str] = field(default_factory=list)
+
+    def skip(self, name: str, reason: str) -> None:
+        self.skipped_count += 1
+        if len(self.skipped) < REPORTED_NAMES:
+            self.skipped.append({"blob": name, "reason": reason})
+
+    def log_summary(self, what: str) -> None:
+        verb = "would delete" if self.dry_run else "deleted"
+        log.info(
+            "%s sweep of %s (cutoff %s%s): scanned %d, kept %d live, kept %d younger than the cutoff, "
+            "%s %d (%s bytes), skipped %d%s",
+            what,
+            self.location,
+            self.cutoff,
+            ", DRY RUN" if self.dry_run else "",
+            self.scanned,
+            self.kept_live,
+            self.kept_young,
+            verb,
+            self.deleted,
+            f"{self.deleted_bytes:,}",
+            self.skipped_count,
+            ", stopped at max_deletions: run again to continue" if self.stopped_at_limit else "",
+        )
+        for name in self.deleted_names:
+            log.info("  %s %s", verb, name)
+        for entry in self.skipped:
+            log.warning("  skipped %s: %s", entry["blob"], entry["reason"])
+        if self.skipped_count > len(self.skipped):
+            log.warning("  ... and %d more skipped", self.skipped_count - len(self.skipped))
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------- deletions
+
+
+class Deleter:
+    """Deletes blobs in batches of 256, counts them, honours dry_run and the max_deletions bound."""
+
+    def __init__(self, container: ContainerClient, report: SweepReport, max_deletions: int) -> None:
+        self.container = container
+        self.report = report
+        self.max_deletions = max_deletions
+        self.pending: list[tuple[str, int]] = []
+
+    @property
+    def full(self) -> bool:
+        return self.report.deleted + len(self.pending) >= self.max_deletions
+
+    def add(self, name: str, size: int) -> None:
+        self.pending.append((name, size))
+        if len(self.pending) >= BATCH_SIZE:
+            self.flush()
+
+    def flush(self) -> None:
+        batch, self.pending = self.pending, []
+        if not batch:
+            return
+        if self.report.dry_run:
+            gone: set[str] = set()
+        else:
+            responses = self.container.delete_blobs(*(name for name, _ in batch), raise_on_any_failure=False)
+            gone = self._check(batch, list(responses))
+        for name, size in batch:
+            if name in gone:
+                self.report.already_gone += 1
+                continue
+            self.report.deleted += 1
+            self.report.deleted_bytes += size
+            if len(self.report.deleted_names) < REPORTED_NAMES:
+                self.report.deleted_names.append(name)
+
+    def _check(self, batch: list[tuple[str, int]], responses: list[Any]) -> set[str]:
+        """Names that were already gone (404); an error on any other blob fails the task, naming them."""
+        gone, failed = set(), []
+        for (name, _), response in zip(batch, responses, strict=True):
+            if response.status_code == 404:
+                gone.add(name)
+            elif response.status_code >= 300:
+                failed.append(f"{name} (HTTP {response.status_code} {response.reason})")
+        if failed:
+            raise RuntimeError(f"Could not delete {len(failed)} blob(s) in {self.container.container_name}: {failed}")
+        return gone
+
+
+# ------------------------------------------------------------------------------------------------ XCom sweep
+
+
+def xcom_ids_of(name: str, metadata: dict[str, str] | None, prefix: str) -> XComIds:
+    """The XCom ids of a blob, from its metadata, checked against its name and the Execution API's URL rules."""
+    from include.azblob_xcom_backend import XComIds, metadata_ids
+
+    try:
+        raw = metadata_ids(metadata or {})
+    except KeyError as err:
+        raise UnresolvableBlob(f"no {err.args[0]} in its metadata: not written by the XCom backend") from None
+    try:
+        map_index = int(raw["map_index"])
+    except ValueError:
+        raise UnresolvableBlob(f"map_index {raw['map_index']!r} in its metadata is not a whole number") from None
+    ids = XComIds(raw["dag_id"], raw["run_id"], raw["task_id"], map_index, raw["key"])
+    # The backend names blobs after the ids: a blob whose name disagrees was renamed, copied or forged.
+    expected_folder = ids.blob_name(prefix, "x").rsplit("/", 1)[0] + "/"
+    if not name.startswith(expected_folder) or "/" in name[len(expected_folder) :]:
+        raise UnresolvableBlob(f"its metadata ids do not match its name (expected it under {expected_folder})")
+    for id_name, value in ids.as_dict().items():
+        if not _addressable(value, allow_slash=id_name == "key"):
+            raise UnresolvableBlob(f"{id_name} {value!r} cannot be looked up safely through the Execution API")
+    return ids
+
+
+def _addressable(value: str, *, allow_slash: bool) -> bool:
+    """True when ``value`` reaches the Execution API's XCom route unchanged as a URL path part."""
+    if not value or any(c in URL_UNSAFE or not c.isprintable() for c in value):
+        return False
+    parts = value.split("/")
+    if not allow_slash and len(parts) > 1:
+        return False
+    return all(part not in ("", ".", "..") for part in parts)  # dot segments are normalised away by URL clients
+
+
+def referenced_uri(ids: XComIds) -> str | None:
+    """The uri of the reference stored in the XCom row of ``ids``; None when there is no such row or its value
+    is not a reference. Reads the raw row through the Execution API (the task supervisor's GetXCom): no blob is
+    downloaded and nothing is deserialized. The API answers "not found" with a null value."""
+    from airflow.sdk.bases.xcom import BaseXCom
+
+    from include.azblob_xcom_backend import BlobReference, XComReferenceError
+
+    try:
+        result = BaseXCom._get_xcom_db_ref(
+            key=ids.key, dag_id=ids.dag_id, task_id=ids.task_id, run_id=ids.run_id, map_index=ids.map_index
+        )
+    except Exception as err:  # any failure means "unknown", and unknown is never deleted
+        raise LookupFailed(f"XCom lookup failed: {type(err).__name__}: {err}") from err
+    try:
+        ref = BlobReference.from_json(result.value)
+    except XComReferenceError as err:
+        raise LookupFailed(f"its XCom row holds a broken reference: {err}") from None
+    return None if ref is None else ref.uri
+
+
+def sweep_xcom_container(
+    container: ContainerClient,
+    prefix: str,
+    cutoff: datetime,
+    *,
+    dry_run: bool,
+    max_deletions: int,
+    lookup: Callable[[XComIds], str | None] = referenced_uri,
+) -> SweepReport:
+    """One pass over the XCom blobs: keep young and live ones, delete orphans, skip what cannot be decided."""
+    from include.azblob_xcom_backend import URI_SCHEME
+
+    report = SweepReport(location=f"{container.container_name}/{prefix}", cutoff=cutoff.isoformat(), dry_run=dry_run)
+    deleter = Deleter(container, report, max_deletions)
+    for blob in _list(container, prefix, metadata=True):
+        report.scanned += 1
+        if blob.last_modified >= cutoff:
+            report.kept_young += 1
+            continue
+        try:
+            ids = xcom_ids_of(blob.name, blob.metadata, prefix)
+            live = lookup(ids) == f"{URI_SCHEME}{container.container_name}/{blob.name}"
+        except (UnresolvableBlob, LookupFailed) as err:
+            report.skip(blob.name, str(err))
+            continue
+        if live:
+            report.kept_live += 1
+            continue
+        if deleter.full:
+            report.stopped_at_limit = True
+            break
+        deleter.add(blob.name, blob.size)
+    deleter.flush()
+    return report
+
+
+# ------------------------------------------------------------------------------------------------- log sweep
+
+
+def sweep_log_container(
+    container: ContainerClient, prefix: str, cutoff: datetime, *, dry_run: bool, max_deletions: int
+) -> SweepReport:
+    """One pass over the task-log blobs (``*.log`` under the prefix): delete those older than the cutoff."""
+    report = SweepReport(location=f"{container.container_name}/{prefix}", cutoff=cutoff.isoformat(), dry_run=dry_run)
+    deleter = Deleter(container, report, max_deletions)
+    for blob in _list(container, prefix, metadata=False):
+        report.scanned += 1
+        if not blob.name.endswith(".log"):
+            report.skip(blob.name, "not a task log (name does not end in .log)")
+        elif blob.last_modified >= cutoff:
+            report.kept_young += 1
+        elif deleter.full:
+            report.stopped_at_limit = True
+            break
+        else:
+            deleter.add(blob.name, blob.size)
+    deleter.flush()
+    return report
+
+
+def _list(container: ContainerClient, prefix: str, *, metadata: bool) -> Iterable[Any]:
+    return container.list_blobs(
+        name_starts_with=f"{prefix}/" if prefix else None, include=["metadata"] if metadata else None
+    )
+
+
+def _container_exists(container: ContainerClient, what: str) -> bool:
+    if container.exists():
+        return True
+    log.info("%s container %s does not exist: nothing to sweep.", what, container.container_name)
+    return False
+
+
+# ------------------------------------------------------------------------------------------------------ DAG
+
+
+@dag(
+    dag_id="maintenance_blob_retention",
+    schedule="@daily",
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    tags=["maintenance", "xcom", "logs", "retention"],
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
+    params={
+        "xcom_retention_days": Param(
+            None,
+            type=["null", "number"],
+            minimum=0,
+            description=f"Keep orphan XCom blobs younger than this many days. Empty: Variable "
+            f"{XCOM_RETENTION_VARIABLE}, else {DEFAULT_XCOM_RETENTION_DAYS}. Live blobs are always kept.",
+        ),
+        "log_retention_days": Param(
+            None,
+            type=["null", "number"],
+            minimum=0,
+            description=f"Delete task-log blobs older than this many days. Empty: Variable "
+            f"{LOG_RETENTION_VARIABLE}, else {DEFAULT_LOG_RETENTION_DAYS}.",
+        ),
+        "max_deletions": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            description=f"Safety bound per task and run. Empty: Variable {MAX_DELETIONS_VARIABLE}, "
+            f"else {DEFAULT_MAX_DELETIONS}.",
+        ),
+        "dry_run": Param(False, type="boolean", description="Report what would be deleted; delete nothing."),
+    },
+    doc_md=__doc__,
+)
+def maintenance_blob_retention():
+    @task(multiple_outputs=False)
+    def sweep_xcom_blobs(params: dict[str, Any] | None = None) -> dict[str, Any]:
+        from include.azblob_xcom_backend import BackendConfig, service_client
+
+        params = params or {}
+        config = BackendConfig.from_airflow()
+        days = resolve_setting(
+            params.get("xcom_retention_days"), XCOM_RETENTION_VARIABLE, DEFAULT_XCOM_RETENTION_DAYS, minimum=0
+        )
+        limit = int(
+            resolve_setting(
+                params.get("max_deletions"), MAX_DELETIONS_VARIABLE, DEFAULT_MAX_DELETIONS, minimum=1, integer=True
+            )
+        )
+        container = service_client(config.conn_id).get_container_client(config.container)
+        if not _container_exists(container, "XCom"):
+            return {"location": config.container, "scanned": 0}
+        report = sweep_xcom_container(
+            container, config.prefix, cutoff_for(days), dry_run=bool(params.get("dry_run")), max_deletions=limit
+        )
+        report.log_summary("XCom blob")
+        return report.as_dict()
+
+    @task(multiple_outputs=False)
+    def sweep_task_log_blobs(params: dict[str, Any] | None = None) -> dict[str, Any]:
+        from include.azblob_xcom_backend import service_client
+
+        params = params or {}
+        location = remote_log_location()
+        if location is None:
+            log.info("Remote logging to Blob is off ([logging] remote_logging / remote_base_log_folder): skipped.")
+            return {"location": None, "scanned": 0}
+        days = resolve_setting(
+            params.get("log_retention_days"), LOG_RETENTION_VARIABLE, DEFAULT_LOG_RETENTION_DAYS, minimum=0
+        )
+        limit = int(
+            resolve_setting(
+                params.get("max_deletions"), MAX_DELETIONS_VARIABLE, DEFAULT_MAX_DELETIONS, minimum=1, integer=True
+            )
+        )
+        container = service_client(location.conn_id).get_container_client(location.container)
+        if not _container_exists(container, "Task-log"):
+            return {"location": location.container, "scanned": 0}
+        report = sweep_log_container(
+            container, location.prefix, cutoff_for(days), dry_run=bool(params.get("dry_run")), max_deletions=limit
+        )
+        report.log_summary("Task-log blob")
+        return report.as_dict()
+
+    sweep_xcom_blobs()
+    sweep_task_log_blobs()
+
+
+maintenance_blob_retention()
