@@ -6,10 +6,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help install test lint format bench lock
+.PHONY: help install test lint format bench lock up down status demo push-dags-local
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 install: ## Install every pinned tool into the repo (.venv, node_modules, .tools)
 	scripts/bootstrap all
@@ -24,6 +24,25 @@ lint: install ## ruff (lint + format check)
 format: install ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# Local stack without Docker (scripts/local-stack): DB=sqlite|postgres, DETACH=1 to run in the background.
+DB ?= sqlite
+DETACH ?=
+
+up: install ## Local stack, no Docker: Azurite, a DB, a Git repo of DAGs, Airflow 3 (Ctrl-C stops; DETACH=1)
+	scripts/local-stack up --db $(DB) $(if $(DETACH),--detach)
+
+down: ## Stop the local stack started with DETACH=1
+	scripts/local-stack down
+
+status: ## Which local-stack processes run, and the UI URL
+	scripts/local-stack status
+
+demo: ## Run example_dataframe_pipeline on the local stack; show task states, XCom references, blobs
+	scripts/local-stack demo
+
+push-dags-local: ## Commit ./dags to the local stack's Git repository (Airflow picks it up within ~10 s)
+	scripts/local-stack push-dags
 
 bench: install ## XCom round-trip benchmark: writes docs/benchmarks/xcom.md and .png
 	$(PY) scripts/bench_xcom.py

@@ -200,7 +200,7 @@ def worker_env(connection_string: str) -> dict[str, str]:
 
 
 def run_all(sizes: list[int], methods: list[str], repeat: int) -> list[dict[str, Any]]:
-    from tests.support.services import Azurite
+    from scripts.devstack.services import Azurite
 
     results = []
     with tempfile.TemporaryDirectory() as home, Azurite() as azurite:

@@ -25,15 +25,16 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
+
+# Run as `.venv/bin/python scripts/kind_smoke.py`: the repository root makes scripts.devstack importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
 
-AZURITE_ACCOUNT = "devstoreaccount1"
-# Azurite's well-known development key (public, documented by Microsoft; not a secret).
-AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 FINISHED = {"success", "failed"}
 
 
@@ -199,10 +200,10 @@ def blob_service(azurite_url: str) -> BlobServiceClient:
     """A client of Azurite's development account at ``azurite_url`` (explicit BlobEndpoint keeps the host)."""
     from azure.storage.blob import BlobServiceClient
 
-    return BlobServiceClient.from_connection_string(
-        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
-        f"BlobEndpoint={azurite_url.rstrip('/')}/{AZURITE_ACCOUNT};"
-    )
+    from scripts.devstack.services import azurite_connection_string
+
+    url = urlsplit(azurite_url)
+    return BlobServiceClient.from_connection_string(azurite_connection_string(url.hostname, url.port or 10000))
 
 
 def run_blobs(azurite_url: str, dag_id: str, run_id: str) -> list[tuple[str, str, int]]:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from scripts.devstack.services import ROOT, Azurite
 from tests.support.airflow import AIRFLOW_BIN, XCOM_BACKEND, wasb_connection
-from tests.support.services import ROOT, Azurite
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -66,11 +66,19 @@ def azurite_connection_string(host: str, port: int) -> str:
     )
 
 
+def wasb_connection(connection_string: str) -> str:
+    """An AIRFLOW_CONN_* value (JSON) for a WasbHook connection given by connection string."""
+    import json
+
+    return json.dumps({"conn_type": "wasb", "extra": {"connection_string": connection_string}})
+
+
 class Azurite:
     """Azurite's Blob service from node_modules, in its own process group, with data in a temp dir."""
 
-    def __init__(self, port: int | None = None, location: Path | None = None) -> None:
+    def __init__(self, port: int | None = None, location: Path | None = None, log: Path | None = None) -> None:
         self.port = port or free_port()
+        self.log = log
         self._own_location = location is None
         self.location = location or Path(tempfile.mkdtemp(prefix="azurite-"))
         self.process: subprocess.Popen | None = None
@@ -82,6 +90,8 @@ class Azurite:
     def start(self, timeout: float = 30) -> Azurite:
         if not AZURITE_BIN.exists():
             raise FileNotFoundError(f"{AZURITE_BIN} is missing: run `make install` (scripts/bootstrap node)")
+        # Output goes to a file (or nowhere): an unread pipe would block a long-running Azurite once full.
+        output = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
         self.process = subprocess.Popen(
             [
                 str(AZURITE_BIN),
@@ -94,12 +104,13 @@ class Azurite:
                 "--skipApiVersionCheck",
                 "--disableTelemetry",
                 "--loose",
-                "--silent",
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=output,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        if self.log:
+            output.close()
         try:
             wait_for_port(self.port, timeout=timeout, process=self.process)
         except BaseException:
@@ -110,8 +121,6 @@ class Azurite:
     def stop(self) -> None:
         if self.process is not None:
             stop_process(self.process)
-            if self.process.stderr:
-                self.process.stderr.close()
             self.process = None
         if self._own_location:
             shutil.rmtree(self.location, ignore_errors=True)

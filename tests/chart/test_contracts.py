@@ -9,8 +9,8 @@ import re
 
 import pytest
 
+from scripts.devstack.services import ROOT
 from tests.support.helm import FULLNAME, Manifest, all_containers, env_of, render
-from tests.support.services import ROOT
 
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 

@@ -15,8 +15,8 @@ from typing import ClassVar
 
 import pytest
 
+from scripts.devstack.services import ROOT, Azurite
 from tests.support.helm import FULLNAME, Manifest, env_of, render
-from tests.support.services import ROOT, Azurite
 
 
 def hook_pods(manifest: Manifest) -> dict[str, dict]:

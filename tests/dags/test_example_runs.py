@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
+from scripts.devstack.services import ROOT
 from tests.support.airflow import dags_test, wasb_connection, xcom_rows
-from tests.support.services import ROOT
 
 pytestmark = pytest.mark.slow
 

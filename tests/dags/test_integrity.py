@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
-from tests.support.services import ROOT
+from scripts.devstack.services import ROOT
 
 DAGS = ROOT / "dags"
 

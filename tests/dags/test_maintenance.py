@@ -27,8 +27,8 @@ import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from include.azblob_xcom_backend import XComIds
+from scripts.devstack.services import ROOT
 from tests.support.airflow import AIRFLOW_BIN, dags_test, wasb_connection, xcom_rows
-from tests.support.services import ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ from urllib.parse import quote
 import pytest
 
 from scripts import kind_smoke
-from tests.support.services import Azurite
+from scripts.devstack.services import Azurite
 
 DAG = "example_dataframe_pipeline"
 RUN_ID = "manual__2026-01-01T00:00:00+00:00"

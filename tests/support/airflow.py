@@ -6,13 +6,12 @@ import json
 import sys
 from pathlib import Path
 
+from scripts.devstack.services import wasb_connection
+
+__all__ = ["AIRFLOW_BIN", "XCOM_BACKEND", "dags_test", "wasb_connection", "xcom_rows"]
+
 AIRFLOW_BIN = Path(sys.executable).parent / "airflow"
 XCOM_BACKEND = "include.azblob_xcom_backend.WasbXComBackend"
-
-
-def wasb_connection(connection_string: str) -> str:
-    """An AIRFLOW_CONN_* value (JSON) for a WasbHook connection given by connection string."""
-    return json.dumps({"conn_type": "wasb", "extra": {"connection_string": connection_string}})
 
 
 def dags_test(dag_id: str, dags_folder: Path, env: dict[str, str], *, timeout: float = 600) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 import jmespath
 import yaml
 
-from tests.support.services import ROOT
+from scripts.devstack.services import ROOT
 
 CHART = ROOT / "chart"
 PROFILES = ROOT / "config" / "profiles"

@@ -21,8 +21,8 @@ from azure.storage.blob import BlobServiceClient
 
 from include import azblob_xcom_backend as backend
 from include.azblob_xcom_backend import WasbXComBackend
+from scripts.devstack.services import AZURITE_ACCOUNT, AZURITE_KEY, free_port
 from tests.support.airflow import wasb_connection
-from tests.support.services import AZURITE_ACCOUNT, AZURITE_KEY, free_port
 
 IDS = {"key": "return_value", "task_id": "extract", "dag_id": "etl", "run_id": "manual__2026-01-01T00:00:00+00:00"}
 

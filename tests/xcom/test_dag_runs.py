@@ -17,8 +17,8 @@ import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from include.azblob_xcom_backend import metadata_ids
+from scripts.devstack.services import ROOT
 from tests.support.airflow import dags_test, wasb_connection, xcom_rows
-from tests.support.services import ROOT
 
 DAG_ID = "xcom_blob_contract"
 DAGS = ROOT / "tests" / "xcom" / "dags"
