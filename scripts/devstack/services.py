@@ -186,24 +186,17 @@ class Postgres:
             shutil.chown(self.data_dir, "postgres")
             shutil.chown(socket_dir, "postgres")
         if not (cluster / "PG_VERSION").exists():
-            subprocess.run(
-                self._as_server_user(
-                    [
-                        str(self.bindir / "initdb"),
-                        "-D",
-                        str(cluster),
-                        "-U",
-                        self.USER,
-                        "-A",
-                        "trust",
-                        "-E",
-                        "UTF8",
-                        "--no-instructions",
-                    ]
-                ),
-                check=True,
-                capture_output=True,
-            )
+            initdb = [str(self.bindir / "initdb"), "-D", str(cluster), "-U", self.USER, "-A", "trust", "-E", "UTF8",
+                      "--no-instructions"]  # fmt: skip
+            result = subprocess.run(self._as_server_user(initdb), capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                hint = ""
+                if os.geteuid() == 0:
+                    hint = (
+                        f" The server runs as the 'postgres' user: every parent directory of {self.data_dir} must "
+                        f"be searchable by it (chmod o+x), or choose a data directory elsewhere."
+                    )
+                raise RuntimeError(f"initdb failed for {cluster}: {result.stderr.strip()}{hint}")
 
     def start(self, timeout: float = 60) -> Postgres:
         self._prepare()

@@ -545,6 +545,9 @@ def main(argv: list[str] | None = None) -> int:
     except StackError as err:
         print(f"local-stack: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C while starting: cmd_up has already stopped what was started
+        print("local-stack: interrupted; everything it started is stopped", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,243 @@
+"""End to end: the local stack (make up) with PostgreSQL, a DAG pushed to its Git repository, the REST API, Blob.
+
+One stack for the module (started detached in a temp state dir on free ports, stopped by the last test). The
+tests run in file order and build on each other: push -> registered -> run -> XComs and logs in Blob -> clear and
+re-run purges -> retention sweep -> stop leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+
+from scripts import kind_smoke
+from scripts.devstack.services import ROOT, azurite_connection_string, free_port
+
+pytestmark = pytest.mark.slow
+
+DAG_ID = "e2e_blob_pipeline"
+LOCAL_STACK = ROOT / "scripts" / "local-stack"
+REGISTER_BOUND_S = 120  # GitDagBundle refresh (10 s) + dag-processor parse loop + slack for a loaded CI machine
+RUN_BOUND_S = 300
+
+
+@dataclass
+class Stack:
+    state: Path
+    api_port: int
+    azurite_port: int
+    api: kind_smoke.Api = field(init=False)
+    blobs: BlobServiceClient = field(init=False)
+    facts: dict = field(default_factory=dict)  # what earlier tests found, for later ones
+
+    def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(LOCAL_STACK), "--state-dir", str(self.state), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def connect(self) -> None:
+        password = json.loads((self.state / "secrets.json").read_text())["admin_password"]
+        self.api = kind_smoke.Api(f"http://127.0.0.1:{self.api_port}")
+        self.api.authenticate("admin", password)
+        self.blobs = BlobServiceClient.from_connection_string(azurite_connection_string("127.0.0.1", self.azurite_port))
+
+    def run_path(self, run_id: str) -> str:
+        return f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}"
+
+    def wait_run(self, dag_id: str, run_id: str, timeout: float = RUN_BOUND_S) -> str:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
+
+        def finished() -> str | None:
+            state = self.api.call("GET", path)["state"]
+            return state if state in ("success", "failed") else None
+
+        return kind_smoke.wait_for(f"run {run_id} of {dag_id}", finished, timeout=timeout, interval=1)
+
+    def xcom(self, run_id: str, task_id: str, key: str = "return_value"):
+        path = f"{self.run_path(run_id)}/taskInstances/{task_id}/xcomEntries/{key}"
+        return self.api.call("GET", path)["value"]
+
+    def log_text(self, run_id: str, task_id: str, try_number: int) -> str:
+        path = f"{self.run_path(run_id)}/taskInstances/{task_id}/logs/{try_number}?full_content=true"
+        return json.dumps(self.api.call("GET", path)["content"])
+
+    def blob_exists(self, uri: str) -> bool:
+        container, _, name = uri.removeprefix("xcom_wasb://").partition("/")
+        return self.blobs.get_blob_client(container, name).exists()
+
+    def processes(self) -> list[str]:
+        """Command lines of live processes that belong to this stack (they all mention its state dir)."""
+        found = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                environ = (proc / "environ").read_bytes()
+            except OSError:
+                continue
+            if str(self.state) in cmdline or str(self.state).encode() in environ:
+                found.append(f"{proc.name}: {cmdline[:160]}")
+        return found
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    # Not under pytest's tmp dirs: those are root-only (0700), and PostgreSQL runs as the postgres user under root.
+    state = Path(tempfile.mkdtemp(prefix="local-stack-e2e-"))
+    state.chmod(0o755)
+    stack = Stack(state=state, api_port=free_port(), azurite_port=free_port())
+    started = stack.cli(
+        "up", "--detach", "--db", "postgres",
+        "--api-port", str(stack.api_port), "--azurite-port", str(stack.azurite_port),
+        "--postgres-port", str(free_port()),
+    )  # fmt: skip
+    try:
+        assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
+        stack.connect()
+        yield stack
+    finally:
+        stack.cli("down")
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def test_stack_starts_with_postgres_and_reports_every_component_healthy(stack):
+    health = stack.api.call("GET", "/api/v2/monitor/health")
+    assert {c: health[c]["status"] for c in ("metadatabase", "scheduler", "triggerer", "dag_processor")} == {
+        "metadatabase": "healthy", "scheduler": "healthy", "triggerer": "healthy", "dag_processor": "healthy",
+    }  # fmt: skip
+    pids = json.loads((stack.state / "run" / "pids.json").read_text())["pids"]
+    assert set(pids) == {"azurite", "postgres", "api-server", "scheduler", "dag-processor", "triggerer"}
+
+
+def test_a_dag_committed_to_the_git_repository_is_registered_within_the_bound(stack, tmp_path):
+    source = tmp_path / "dags"
+    shutil.copytree(ROOT / "dags", source)
+    shutil.copy(ROOT / "tests" / "e2e" / "dags" / f"{DAG_ID}.py", source)
+    pushed_at = time.monotonic()
+    pushed = stack.cli("push-dags", "--source", str(source))
+    assert pushed.returncode == 0, pushed.stderr
+
+    def registered() -> bool:
+        try:
+            stack.api.call("GET", f"/api/v2/dags/{DAG_ID}")
+        except kind_smoke.SmokeError as err:
+            if " answered 404" in str(err):
+                return False
+            raise
+        return True
+
+    kind_smoke.wait_for(f"{DAG_ID} to be registered", registered, timeout=REGISTER_BOUND_S, interval=1)
+    stack.facts["register_seconds"] = time.monotonic() - pushed_at
+
+
+def test_the_triggered_dag_succeeds_including_a_retried_task(stack):
+    stack.api.call("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+    run_id = stack.api.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None})["dag_run_id"]
+    stack.facts["run_id"] = run_id
+    assert stack.wait_run(DAG_ID, run_id) == "success"
+    flaky = stack.api.call("GET", f"{stack.run_path(run_id)}/taskInstances/flaky")
+    assert (flaky["state"], flaky["try_number"]) == ("success", 2)
+
+
+def test_the_xcom_row_holds_a_reference_to_a_blob_that_records_the_ids(stack):
+    from include.azblob_xcom_backend import metadata_ids
+
+    run_id = stack.facts["run_id"]
+    ref = stack.xcom(run_id, "extract")
+    assert (ref["format"], ref["rows"], ref["columns"]) == ("parquet", 50_000, 2)
+    assert stack.blob_exists(ref["uri"])
+    container, _, name = ref["uri"].removeprefix("xcom_wasb://").partition("/")
+    metadata = stack.blobs.get_blob_client(container, name).get_blob_properties().metadata
+    assert metadata_ids(metadata) == {
+        "dag_id": DAG_ID, "run_id": run_id, "task_id": "extract", "map_index": "-1", "key": "return_value",
+    }  # fmt: skip
+    assert stack.xcom(run_id, "check") == 50_000  # small values stay inline
+    stack.facts["extract_uri"] = ref["uri"]
+
+
+def test_task_logs_are_in_blob_and_served_by_the_api_after_local_files_are_gone(stack):
+    run_id = stack.facts["run_id"]
+    logs = stack.blobs.get_container_client("airflow-logs")
+    names = [b.name for b in logs.list_blobs(name_starts_with=f"logs/dag_id={DAG_ID}/run_id={run_id}/")]
+    assert {n.rsplit("/", 2)[-2] + "/" + n.rsplit("/", 1)[-1] for n in names} >= {
+        "task_id=extract/attempt=1.log", "task_id=check/attempt=1.log", "task_id=flaky/attempt=1.log",
+        "task_id=flaky/attempt=2.log",
+    }  # fmt: skip
+    local = stack.state / "airflow" / "logs" / f"dag_id={DAG_ID}"
+    assert local.exists()
+    shutil.rmtree(local)
+    assert "e2e-marker check rows=50000 dtype=category" in stack.log_text(run_id, "check", 1)
+
+
+def test_a_task_that_fails_once_keeps_both_attempts_logs(stack):
+    run_id = stack.facts["run_id"]
+    first, second = stack.log_text(run_id, "flaky", 1), stack.log_text(run_id, "flaky", 2)
+    assert "e2e-marker flaky attempt 1" in first
+    assert "the first attempt fails on purpose" in first
+    assert "e2e-marker flaky attempt 2" in second
+
+
+def test_clearing_and_rerunning_a_task_purges_its_old_xcom_blob(stack):
+    run_id, old_uri = stack.facts["run_id"], stack.facts["extract_uri"]
+    body = {"dry_run": False, "dag_run_id": run_id, "task_ids": ["extract"], "only_failed": False,
+            "include_downstream": False, "reset_dag_runs": True}  # fmt: skip
+    stack.api.call("POST", f"/api/v2/dags/{DAG_ID}/clearTaskInstances", body)
+
+    def rerun_done() -> bool:
+        ti = stack.api.call("GET", f"{stack.run_path(run_id)}/taskInstances/extract")
+        return ti["try_number"] == 2 and ti["state"] == "success"
+
+    kind_smoke.wait_for("extract to run again", rerun_done, timeout=RUN_BOUND_S, interval=1)
+    new_uri = stack.xcom(run_id, "extract")["uri"]
+    assert new_uri != old_uri
+    assert stack.blob_exists(new_uri)
+    assert not stack.blob_exists(old_uri), "the first run's XCom blob must be purged when the task re-runs"
+    stack.facts["extract_uri"] = new_uri
+
+
+def test_the_maintenance_dag_removes_an_orphan_blob_and_keeps_live_ones(stack):
+    orphan = (
+        f"dag_id={DAG_ID}/run_id=deleted-run/task_id=extract/map_index=-1/key=return_value/{uuid.uuid4().hex}.parquet"
+    )
+    container = stack.blobs.get_container_client("airflow-xcom")
+    container.upload_blob(
+        orphan,
+        b"orphaned by airflow db clean",
+        metadata={"dag_id": DAG_ID, "run_id": "deleted-run", "task_id": "extract", "map_index": "-1",
+                  "key": "return_value"},
+    )  # fmt: skip
+    dag = "maintenance_blob_retention"
+    stack.api.call("PATCH", f"/api/v2/dags/{dag}", {"is_paused": False})
+    conf = {"xcom_retention_days": 0, "log_retention_days": 3650}
+    run_id = stack.api.call("POST", f"/api/v2/dags/{dag}/dagRuns", {"logical_date": None, "conf": conf})["dag_run_id"]
+    assert stack.wait_run(dag, run_id) == "success"
+    assert not container.get_blob_client(orphan).exists()
+    assert stack.blob_exists(stack.facts["extract_uri"]), "a blob referenced by a live XCom row must stay"
+
+
+def test_stopping_the_stack_leaves_no_process_behind(stack):
+    assert stack.processes(), "the stack should be running before it is stopped"
+    stopped = stack.cli("down")
+    assert stopped.returncode == 0, stopped.stderr
+    assert "api-server" in stopped.stdout
+    assert "postgres" in stopped.stdout
+    deadline = time.monotonic() + 30
+    while stack.processes() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert stack.processes() == []
