@@ -367,6 +367,32 @@ def _container_exists(container: ContainerClient, what: str) -> bool:
 # ------------------------------------------------------------------------------------------------------ DAG
 
 
+def run_sweep(
+    what: str,
+    sweeper: Callable[..., Any],
+    params: dict[str, Any],
+    *,
+    conn_id: str,
+    container_name: str,
+    prefix: str,
+    days: float,
+) -> dict[str, Any]:
+    """One sweep task's work: the deletion bound, the container, the sweep, its summary in the log and as XCom."""
+    from include.azblob_xcom_backend import service_client
+
+    limit = int(
+        resolve_setting(
+            params.get("max_deletions"), MAX_DELETIONS_VARIABLE, DEFAULT_MAX_DELETIONS, minimum=1, integer=True
+        )
+    )
+    container = service_client(conn_id).get_container_client(container_name)
+    if not _container_exists(container, what):
+        return {"location": container_name, "scanned": 0}
+    report = sweeper(container, prefix, cutoff_for(days), dry_run=bool(params.get("dry_run")), max_deletions=limit)
+    report.log_summary(f"{what} blob")
+    return report.as_dict()
+
+
 @dag(
     dag_id="maintenance_blob_retention",
     schedule="@daily",
@@ -404,31 +430,20 @@ def _container_exists(container: ContainerClient, what: str) -> bool:
 def maintenance_blob_retention():
     @task(multiple_outputs=False)
     def sweep_xcom_blobs(params: dict[str, Any] | None = None) -> dict[str, Any]:
-        from include.azblob_xcom_backend import BackendConfig, service_client
+        from include.azblob_xcom_backend import BackendConfig
 
         params = params or {}
         config = BackendConfig.from_airflow()
         days = resolve_setting(
             params.get("xcom_retention_days"), XCOM_RETENTION_VARIABLE, DEFAULT_XCOM_RETENTION_DAYS, minimum=0
         )
-        limit = int(
-            resolve_setting(
-                params.get("max_deletions"), MAX_DELETIONS_VARIABLE, DEFAULT_MAX_DELETIONS, minimum=1, integer=True
-            )
-        )
-        container = service_client(config.conn_id).get_container_client(config.container)
-        if not _container_exists(container, "XCom"):
-            return {"location": config.container, "scanned": 0}
-        report = sweep_xcom_container(
-            container, config.prefix, cutoff_for(days), dry_run=bool(params.get("dry_run")), max_deletions=limit
-        )
-        report.log_summary("XCom blob")
-        return report.as_dict()
+        return run_sweep(
+            "XCom", sweep_xcom_container, params,
+            conn_id=config.conn_id, container_name=config.container, prefix=config.prefix, days=days,
+        )  # fmt: skip
 
     @task(multiple_outputs=False)
     def sweep_task_log_blobs(params: dict[str, Any] | None = None) -> dict[str, Any]:
-        from include.azblob_xcom_backend import service_client
-
         params = params or {}
         location = remote_log_location()
         if location is None:
@@ -437,19 +452,10 @@ def maintenance_blob_retention():
         days = resolve_setting(
             params.get("log_retention_days"), LOG_RETENTION_VARIABLE, DEFAULT_LOG_RETENTION_DAYS, minimum=0
         )
-        limit = int(
-            resolve_setting(
-                params.get("max_deletions"), MAX_DELETIONS_VARIABLE, DEFAULT_MAX_DELETIONS, minimum=1, integer=True
-            )
-        )
-        container = service_client(location.conn_id).get_container_client(location.container)
-        if not _container_exists(container, "Task-log"):
-            return {"location": location.container, "scanned": 0}
-        report = sweep_log_container(
-            container, location.prefix, cutoff_for(days), dry_run=bool(params.get("dry_run")), max_deletions=limit
-        )
-        report.log_summary("Task-log blob")
-        return report.as_dict()
+        return run_sweep(
+            "Task-log", sweep_log_container, params,
+            conn_id=location.conn_id, container_name=location.container, prefix=location.prefix, days=days,
+        )  # fmt: skip
 
     sweep_xcom_blobs()
     sweep_task_log_blobs()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
+import uuid
 from types import SimpleNamespace
 from typing import Any
 
@@ -21,7 +23,7 @@ from azure.storage.blob import BlobServiceClient
 
 from include import azblob_xcom_backend as backend
 from include.azblob_xcom_backend import WasbXComBackend
-from scripts.devstack.services import AZURITE_ACCOUNT, AZURITE_KEY, free_port
+from scripts.devstack.services import AZURITE_ACCOUNT, AZURITE_KEY, azurite_connection_string, free_port
 from tests.support.airflow import wasb_connection
 
 IDS = {"key": "return_value", "task_id": "extract", "dag_id": "etl", "run_id": "manual__2026-01-01T00:00:00+00:00"}
@@ -255,7 +257,7 @@ def test_mixed_type_column_fails_naming_the_column_and_the_fix(xcom_env):
 def test_missing_blob_raises_with_blob_uri(xcom_env, azurite):
     stored = push(rich_frame(3000))
     blob_client(azurite, stored).delete_blob()
-    with pytest.raises(backend.XComBlobNotFoundError, match=f"{stored['uri']} does not exist"):
+    with pytest.raises(backend.XComBlobNotFoundError, match=re.escape(f"{stored['uri']} does not exist")):
         pull(stored)
 
 
@@ -265,19 +267,29 @@ def test_tampered_blob_raises_integrity_error_naming_the_blob(xcom_env, azurite)
     data = bytearray(blob.download_blob().readall())
     data[100] ^= 0xFF
     blob.upload_blob(bytes(data), overwrite=True)
-    with pytest.raises(backend.XComIntegrityError, match=f"{stored['uri']} is corrupt or was modified"):
+    with pytest.raises(backend.XComIntegrityError, match=re.escape(f"{stored['uri']} is corrupt or was modified")):
         pull(stored)
 
 
-def test_unreachable_storage_on_read_raises_naming_reference_and_connection(xcom_env, monkeypatch):
+@pytest.fixture
+def storage_down(monkeypatch):
+    """From here on the backend's connection points at a port nothing listens on (no retries: fail fast)."""
+
+    def switch() -> None:
+        conn_id = f"wasb_down_{uuid.uuid4().hex[:8]}"  # a new id: the client cache is per connection id
+        connection = wasb_connection(azurite_connection_string("127.0.0.1", free_port()))
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", connection)
+        monkeypatch.setenv("AIRFLOW__AZBLOB_XCOM__CONN_ID", conn_id)
+        monkeypatch.setenv("AIRFLOW__AZBLOB_XCOM__RETRIES", "0")
+
+    return switch
+
+
+def test_unreachable_storage_on_read_raises_naming_reference_and_connection(xcom_env, storage_down):
     stored = push(rich_frame(3000))
-    down = f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};" + (
-        f"BlobEndpoint=http://127.0.0.1:{free_port()}/{AZURITE_ACCOUNT};"
-    )
-    monkeypatch.setenv("AIRFLOW_CONN_WASB_DOWN", wasb_connection(down))
-    monkeypatch.setenv("AIRFLOW__AZBLOB_XCOM__CONN_ID", "wasb_down")
-    monkeypatch.setenv("AIRFLOW__AZBLOB_XCOM__RETRIES", "0")
-    with pytest.raises(backend.XComStorageError, match=f"Could not read XCom blob {stored['uri']}.*'wasb_down'"):
+    storage_down()
+    read_error = f"Could not read XCom blob {stored['uri']} through connection 'wasb_down_"
+    with pytest.raises(backend.XComStorageError, match=re.escape(read_error)):
         pull(stored)
     with pytest.raises(backend.XComStorageError, match=r"Could not upload XCom 'return_value' of etl\.extract"):
         push(rich_frame(3000))
@@ -369,14 +381,9 @@ def test_purge_of_a_missing_blob_or_inline_value_is_not_an_error(xcom_env, azuri
     assert f"XCom blob {stored['uri']} was already gone" in caplog.text
 
 
-def test_purge_with_storage_down_warns_and_does_not_raise(xcom_env, monkeypatch, caplog):
+def test_purge_with_storage_down_warns_and_does_not_raise(xcom_env, storage_down, caplog):
     stored = push(rich_frame(3000))
-    down = f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};" + (
-        f"BlobEndpoint=http://127.0.0.1:{free_port()}/{AZURITE_ACCOUNT};"
-    )
-    monkeypatch.setenv("AIRFLOW_CONN_WASB_PURGE_DOWN", wasb_connection(down))
-    monkeypatch.setenv("AIRFLOW__AZBLOB_XCOM__CONN_ID", "wasb_purge_down")
-    monkeypatch.setenv("AIRFLOW__AZBLOB_XCOM__RETRIES", "0")
+    storage_down()
     with caplog.at_level("WARNING", logger="include.azblob_xcom_backend"):
         WasbXComBackend.purge(SimpleNamespace(value=stored))
     assert f"Could not purge XCom blob {stored['uri']}" in caplog.text
