@@ -193,7 +193,16 @@ def show_tasks(api: Api, dag_id: str, run_id: str) -> None:
         for entry in entries:
             path = f"{run_path}/taskInstances/{ti['task_id']}/xcomEntries/{quote(entry['key'], safe='')}"
             value = api.call("GET", path).get("value")
-            print(f"      xcom {entry['key']}: {json.dumps(value)[:300]}")
+            print(f"      xcom {entry['key']}: {xcom_text(value)}")
+
+
+def xcom_text(value: Any, limit: int = 300) -> str:
+    """An XCom value as printed: a Blob reference whole (it is the point of the demo), anything else cut at
+    ``limit`` characters (an inline DataFrame is a long hex string)."""
+    if isinstance(value, dict) and "azblob_xcom_ref" in value:
+        return json.dumps(value, sort_keys=True)
+    text = json.dumps(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def blob_service(azurite_url: str) -> BlobServiceClient:

@@ -231,6 +231,19 @@ def test_the_maintenance_dag_removes_an_orphan_blob_and_keeps_live_ones(stack):
     assert stack.blob_exists(stack.facts["extract_uri"]), "a blob referenced by a live XCom row must stay"
 
 
+def test_demo_runs_the_example_and_shows_states_references_and_blobs(stack):
+    demo = stack.cli("demo", timeout=900)
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    out = demo.stdout
+    for task_id in ("extract", "transform", "load"):
+        assert f"task {task_id}: success" in out
+    assert '"azblob_xcom_ref": 1' in out
+    assert '"format": "parquet"' in out
+    assert "blob airflow-xcom/dag_id=example_dataframe_pipeline/" in out
+    assert "blob airflow-logs/logs/dag_id=example_dataframe_pipeline/" in out
+    assert "attempt=1.log" in out
+
+
 def test_stopping_the_stack_leaves_no_process_behind(stack):
     assert stack.processes(), "the stack should be running before it is stopped"
     stopped = stack.cli("down")
