@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import contextlib
 import io
 import json
 import os
@@ -386,7 +387,29 @@ def stop_stack(settings: Settings) -> list[str]:
         _wait_gone(pid, timeout=20)
         stopped.append(name)
     Running.path(settings).unlink(missing_ok=True)
+    for pid, command in stack_processes(settings.state_dir):  # e.g. a task process in a session of its own
+        print(f"stopping leftover process {pid}: {command}", flush=True)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     return stopped
+
+
+def stack_processes(state_dir: Path) -> list[tuple[int, str]]:
+    """(pid, command line) of every live process of this stack: each names the state dir on its command line
+    (Azurite, PostgreSQL) or in its environment (Airflow: AIRFLOW_HOME)."""
+    marker = str(state_dir).encode() + b"/"  # "/" so that /tmp/x never matches /tmp/x2
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid() or not _pid_alive(int(proc.name)):
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker in cmdline or b"AIRFLOW_HOME=" + marker in environ:
+            found.append((int(proc.name), cmdline.replace(b"\0", b" ").decode(errors="replace")[:160]))
+    return found
 
 
 def _wait_gone(pgid: int, timeout: float) -> None:

@@ -23,6 +23,7 @@ from azure.storage.blob import BlobServiceClient
 
 from scripts import kind_smoke
 from scripts.devstack.services import ROOT, azurite_connection_string, free_port
+from scripts.devstack.stack import stack_processes
 
 pytestmark = pytest.mark.slow
 
@@ -80,20 +81,8 @@ class Stack:
         container, _, name = uri.removeprefix("xcom_wasb://").partition("/")
         return self.blobs.get_blob_client(container, name).exists()
 
-    def processes(self) -> list[str]:
-        """Command lines of live processes that belong to this stack (they all mention its state dir)."""
-        found = []
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
-                continue
-            try:
-                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                environ = (proc / "environ").read_bytes()
-            except OSError:
-                continue
-            if str(self.state) in cmdline or str(self.state).encode() in environ:
-                found.append(f"{proc.name}: {cmdline[:160]}")
-        return found
+    def processes(self) -> list[tuple[int, str]]:
+        return stack_processes(self.state)
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +112,14 @@ def test_stack_starts_with_postgres_and_reports_every_component_healthy(stack):
     }  # fmt: skip
     pids = json.loads((stack.state / "run" / "pids.json").read_text())["pids"]
     assert set(pids) == {"azurite", "postgres", "api-server", "scheduler", "dag-processor", "triggerer"}
+
+
+def test_running_up_again_while_the_stack_runs_changes_nothing(stack):
+    before = json.loads((stack.state / "run" / "pids.json").read_text())["pids"]
+    again = stack.cli("up", "--detach", "--api-port", str(stack.api_port))
+    assert again.returncode == 0, again.stderr
+    assert "already running" in again.stdout
+    assert json.loads((stack.state / "run" / "pids.json").read_text())["pids"] == before
 
 
 def test_a_dag_committed_to_the_git_repository_is_registered_within_the_bound(stack, tmp_path):
