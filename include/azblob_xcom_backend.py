@@ -331,7 +331,8 @@ def encode_table(value: Any, compression: str) -> tuple[pa.Buffer, str, int, int
             table = pa.Table.from_pandas(value)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:
             raise XComSerializationError(_unparquetable_message(value, err)) from err
-        # pandas' own metadata restores index, dtypes and names; attrs and categories need these two keys.
+        # pandas' own metadata restores index, dtypes and names; attrs, full categories and an index freq
+        # need keys of their own (pandas keeps attrs under PANDAS_ATTRS itself when it reads).
         extra = {PANDAS_ATTRS_KEY: json.dumps(value.attrs)} if value.attrs else {}
         if categoricals := _categorical_columns(value):
             extra[CATEGORIES_KEY] = json.dumps(categoricals)

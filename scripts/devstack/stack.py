@@ -269,8 +269,6 @@ class LocalStack:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.processes: dict[str, subprocess.Popen] = {}
-        self.azurite: Azurite | None = None
-        self.postgres: Postgres | None = None
 
     def up(self) -> None:
         s = self.settings
@@ -283,16 +281,16 @@ class LocalStack:
         step(f"Azurite (Blob Storage) on {s.azurite_url}")
         if not AZURITE_BIN.exists():
             raise StackError(f"{AZURITE_BIN} is missing: run `make install`")
-        self.azurite = Azurite(port=s.azurite_port, location=s.state_dir / "azurite", log=s.run_dir / "azurite.log")
-        self.processes["azurite"] = self.azurite.start().process
+        azurite = Azurite(port=s.azurite_port, location=s.state_dir / "azurite", log=s.run_dir / "azurite.log")
+        self.processes["azurite"] = azurite.start().process
         self._save_running()
 
         if s.db == "postgres":
             step(f"PostgreSQL on 127.0.0.1:{s.postgres_port}")
-            self.postgres = Postgres(port=s.postgres_port, data_dir=s.state_dir / "postgres").start()
-            self.processes["postgres"] = self.postgres.process
+            postgres = Postgres(port=s.postgres_port, data_dir=s.state_dir / "postgres").start()
+            self.processes["postgres"] = postgres.process
             self._save_running()
-            db_url = self.postgres.url
+            db_url = postgres.url
         else:
             step(f"SQLite metadata DB at {s.home / 'airflow.db'}")
             db_url = f"sqlite:///{s.home / 'airflow.db'}"
@@ -307,7 +305,7 @@ class LocalStack:
 
         containers = {cfg.get("azblob_xcom", "container"), cfg.get("azure_remote_logging", "remote_wasb_log_container")}
         step(f"Blob containers: {', '.join(sorted(containers))}")
-        subprocess.run(
+        created = subprocess.run(  # the chart's create-containers Job script: one way to create them
             [sys.executable, str(ROOT / "chart" / "files" / "scripts" / "create_containers.py")],
             env={
                 **env,
@@ -315,9 +313,12 @@ class LocalStack:
                 "BLOB_CONTAINERS": ",".join(sorted(containers)),
                 "BLOB_WAIT_SECONDS": "30",
             },
-            check=True,
             capture_output=True,
+            text=True,
+            check=False,
         )
+        if created.returncode != 0:
+            raise StackError(f"could not create the Blob containers: {(created.stderr or created.stdout).strip()}")
 
         step(f"Git repository of DAGs at {s.git_repo} (from {s.dags})")
         push_dags(s, s.dags, quiet=True)
