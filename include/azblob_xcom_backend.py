@@ -232,12 +232,7 @@ class BlobReference:
     def _parse(cls, value: dict[str, Any]) -> BlobReference:
         if value[REFERENCE_MARKER] != REFERENCE_VERSION:
             raise ValueError(f"unsupported reference version {value[REFERENCE_MARKER]!r}")
-        uri = value["uri"]
-        if not isinstance(uri, str) or not uri.startswith(URI_SCHEME):
-            raise ValueError(f"uri must start with {URI_SCHEME}")
-        container, _, blob_name = uri[len(URI_SCHEME) :].partition("/")
-        if not container or not blob_name:
-            raise ValueError(f"uri must be {URI_SCHEME}<container>/<blob name>")
+        container, blob_name = parse_uri(value["uri"])
         if value["format"] not in FORMATS:
             raise ValueError(f"unknown format {value['format']!r}")
         if value["compression"] not in CODECS:
@@ -259,6 +254,16 @@ class BlobReference:
             rows=value.get("rows"),
             columns=value.get("columns"),
         )
+
+
+def parse_uri(uri: Any) -> tuple[str, str]:
+    """(container, blob name) of an ``xcom_wasb://<container>/<blob name>`` URI; ValueError for anything else."""
+    if not isinstance(uri, str) or not uri.startswith(URI_SCHEME):
+        raise ValueError(f"uri must start with {URI_SCHEME}")
+    container, _, blob_name = uri[len(URI_SCHEME) :].partition("/")
+    if not container or not blob_name:
+        raise ValueError(f"uri must be {URI_SCHEME}<container>/<blob name>")
+    return container, blob_name
 
 
 @dataclass(frozen=True)

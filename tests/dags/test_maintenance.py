@@ -26,7 +26,7 @@ from urllib.parse import unquote
 import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from include.azblob_xcom_backend import XComIds
+from include.azblob_xcom_backend import XComIds, parse_uri
 from scripts.devstack.services import ROOT
 from tests.support.airflow import AIRFLOW_BIN, dags_test, wasb_connection, xcom_rows
 
@@ -49,7 +49,7 @@ class Scenario:
 
 
 def blob_name(uri: str) -> str:
-    return uri.split("/", 3)[3]
+    return parse_uri(uri)[1]
 
 
 def names(container: ContainerClient) -> set[str]:

@@ -21,6 +21,7 @@ from urllib.parse import quote
 import pytest
 from azure.storage.blob import BlobServiceClient
 
+from include.azblob_xcom_backend import metadata_ids, parse_uri
 from scripts import kind_smoke
 from scripts.devstack.services import ROOT, azurite_connection_string, free_port
 from scripts.devstack.stack import stack_processes
@@ -78,7 +79,7 @@ class Stack:
         return json.dumps(self.api.call("GET", path)["content"])
 
     def blob_exists(self, uri: str) -> bool:
-        container, _, name = uri.removeprefix("xcom_wasb://").partition("/")
+        container, name = parse_uri(uri)
         return self.blobs.get_blob_client(container, name).exists()
 
     def processes(self) -> list[tuple[int, str]]:
@@ -153,13 +154,11 @@ def test_the_triggered_dag_succeeds_including_a_retried_task(stack):
 
 
 def test_the_xcom_row_holds_a_reference_to_a_blob_that_records_the_ids(stack):
-    from include.azblob_xcom_backend import metadata_ids
-
     run_id = stack.facts["run_id"]
     ref = stack.xcom(run_id, "extract")
     assert (ref["format"], ref["rows"], ref["columns"]) == ("parquet", 50_000, 2)
     assert stack.blob_exists(ref["uri"])
-    container, _, name = ref["uri"].removeprefix("xcom_wasb://").partition("/")
+    container, name = parse_uri(ref["uri"])
     metadata = stack.blobs.get_blob_client(container, name).get_blob_properties().metadata
     assert metadata_ids(metadata) == {
         "dag_id": DAG_ID, "run_id": run_id, "task_id": "extract", "map_index": "-1", "key": "return_value",

@@ -22,10 +22,10 @@ import jmespath
 import yaml
 
 from scripts.devstack.services import ROOT
+from scripts.devstack.stack import HELM  # the pinned build scripts/bootstrap installs
 
 CHART = ROOT / "chart"
 PROFILES = ROOT / "config" / "profiles"
-HELM = ROOT / ".tools" / "bin" / "helm"
 RELEASE = "airflow"
 NAMESPACE = "airflow"
 FULLNAME = "airflow-airflow-azblob"

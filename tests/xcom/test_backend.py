@@ -40,7 +40,7 @@ def pull(stored: Any) -> Any:
 
 
 def blob_client(azurite, ref: dict[str, Any]):
-    container, _, name = ref["uri"].removeprefix("xcom_wasb://").partition("/")
+    container, name = backend.parse_uri(ref["uri"])
     return BlobServiceClient.from_connection_string(azurite.connection_string).get_blob_client(container, name)
 
 
@@ -186,7 +186,7 @@ def test_reference_is_readable_json_with_location_format_size_and_shape(xcom_env
 def test_blob_name_and_metadata_record_every_xcom_id(xcom_env, azurite, monkeypatch):
     monkeypatch.setenv("AIRFLOW__AZBLOB_XCOM__PREFIX", "/team-a/xcom/")
     stored = push(rich_frame(3000), key="features", map_index=4)
-    name = stored["uri"].split("/", 3)[3]
+    _, name = backend.parse_uri(stored["uri"])
     assert name.startswith(
         "team-a/xcom/dag_id=etl/run_id=manual__2026-01-01T00%3A00%3A00%2B00%3A00/task_id=extract/map_index=4/"
         "key=features/"
@@ -200,7 +200,7 @@ def test_blob_name_and_metadata_record_every_xcom_id(xcom_env, azurite, monkeypa
 
 def test_ids_cannot_add_path_levels_and_non_ascii_survives_metadata(xcom_env, azurite):
     stored = push(rich_frame(3000), run_id="../../other/ränder", key="a/b")
-    name = stored["uri"].split("/", 3)[3]
+    _, name = backend.parse_uri(stored["uri"])
     assert "/../" not in name
     assert "run_id=..%2F..%2Fother%2Fr%C3%A4nder/" in name
     assert "key=a%2Fb/" in name

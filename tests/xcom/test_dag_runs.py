@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from include.azblob_xcom_backend import metadata_ids
+from include.azblob_xcom_backend import metadata_ids, parse_uri
 from scripts.devstack.services import ROOT
 from tests.support.airflow import dags_test, wasb_connection, xcom_rows
 
@@ -79,7 +79,7 @@ def test_xcom_rows_hold_references_to_blobs_with_the_ids_in_their_metadata(dag_r
     ref = dag_run.xcoms()[("extract", -1, "return_value")]
     assert ref["uri"].startswith(f"xcom_wasb://{dag_run.container.container_name}/dag_id={DAG_ID}/")
     assert (ref["format"], ref["rows"], ref["columns"]) == ("parquet", 20_000, 4)
-    blob = dag_run.container.get_blob_client(ref["uri"].split("/", 3)[3])
+    blob = dag_run.container.get_blob_client(parse_uri(ref["uri"])[1])
     props = blob.get_blob_properties()
     assert props.size == ref["size_bytes"]
     ids = metadata_ids(props.metadata)
@@ -93,7 +93,7 @@ def test_a_retry_purges_the_blob_of_the_failed_attempt(dag_run):
     live = dag_run.xcoms()[("flaky", -1, "partial")]["uri"]
     blobs = [b.name for b in dag_run.container.list_blobs(name_starts_with=f"dag_id={DAG_ID}/")]
     flaky_blobs = [name for name in blobs if "/task_id=flaky/" in name]
-    assert flaky_blobs == [live.split("/", 3)[3]], "only the retry's blob is left"
+    assert flaky_blobs == [parse_uri(live)[1]], "only the retry's blob is left"
     purged = [line for line in dag_run.log.splitlines() if "Purged XCom blob" in line and "task_id=flaky" in line]
     assert len(purged) == 1
     assert live not in purged[0]
