@@ -1,23 +1,29 @@
-# syntax=docker/dockerfile:1
 # The project's Airflow image: the official apache/airflow image plus our pinned Python packages (requirements.txt,
-# installed with Airflow's constraints for this Airflow/Python version), include/ on PYTHONPATH, and the Azure Blob
-# XCom backend selected by default. DAGs come from git-sync unless baked in with --build-arg BAKE_DAGS=true.
+# constrained by requirements.lock: exactly the versions the test suite runs), include/ on PYTHONPATH, and the Azure
+# Blob XCom backend selected by default. DAGs come from git-sync or GitDagBundle unless baked in with BAKE_DAGS=true.
 #
 #   docker build -t airflow-azblob:local .
 #   docker build -t airflow-azblob:local --build-arg BAKE_DAGS=true .   # the chart's "DAGs in image" mode
+#   docker build -t airflow-azblob:local --secret id=ca-bundle,src=/etc/ssl/certs/ca-certificates.crt .
+#                                       # behind a TLS-intercepting proxy: pip trusts this CA bundle (never stored)
 #
-# CI has no Docker engine: tests/image rebuilds this file's Python environment in a venv (parsing the ARG, ENV,
-# COPY and pip lines below), and hadolint lints it. Keep the pip line a single `pip install` of requirements.txt.
+# No `# syntax=` line on purpose: the Dockerfile frontend built into Docker (BuildKit, DOCKER_BUILDKIT=1 on Docker
+# 20.10) handles every instruction here, so a build never has to pull a frontend image.
 ARG AIRFLOW_VERSION=3.3.2
 ARG PYTHON_VERSION=3.12
-# Which of Airflow's constraint files: "constraints" (everything the release was tested with) or
-# "constraints-no-providers" (core only: use it when requirements.txt pins providers newer than the release's).
-ARG AIRFLOW_CONSTRAINTS=constraints
+# The base image. `make images` builds a stand-in from config/images/airflow where no registry is reachable and
+# passes it here; everyone else gets the official image.
+ARG AIRFLOW_BASE_IMAGE=apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}
+# pip constraints: a path in the build container or a URL. The default is this repository's requirements.lock
+# (bind-mounted below), so the image holds the versions the tests ran. Airflow's own constraints for the release
+# work too when requirements.txt pins nothing newer than they do:
+#   --build-arg AIRFLOW_CONSTRAINTS_LOCATION=https://raw.githubusercontent.com/apache/airflow/constraints-3.3.2/constraints-3.12.txt
+ARG AIRFLOW_CONSTRAINTS_LOCATION=/tmp/requirements.lock
 ARG BAKE_DAGS=false
 
 # DAG sources, selected by BAKE_DAGS (only the selected stage is built): an empty folder, or this repo's dags/.
 # (hadolint can't see that dags-${BAKE_DAGS} names a stage of this file, hence the DL3006 ignore.)
-FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION} AS dags-false
+FROM ${AIRFLOW_BASE_IMAGE} AS dags-false
 WORKDIR /dags
 
 FROM dags-false AS dags-true
@@ -26,11 +32,11 @@ COPY dags/ /dags/
 # hadolint ignore=DL3006
 FROM dags-${BAKE_DAGS} AS dags
 
-FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}
+FROM ${AIRFLOW_BASE_IMAGE}
 ARG AIRFLOW_VERSION
 ARG PYTHON_VERSION
-ARG AIRFLOW_CONSTRAINTS
-ARG AIRFLOW_CONSTRAINTS_LOCATION=https://raw.githubusercontent.com/apache/airflow/constraints-${AIRFLOW_VERSION}/${AIRFLOW_CONSTRAINTS}-${PYTHON_VERSION}.txt
+ARG AIRFLOW_BASE_IMAGE
+ARG AIRFLOW_CONSTRAINTS_LOCATION
 ARG VCS_REF=unknown
 ARG SOURCE_URL=https://github.com/your-org/airflow-k8s-azblob
 
@@ -40,14 +46,18 @@ LABEL org.opencontainers.image.title="airflow-azblob" \
       org.opencontainers.image.revision="${VCS_REF}" \
       org.opencontainers.image.source="${SOURCE_URL}" \
       org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.base.name="docker.io/apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}"
+      org.opencontainers.image.base.name="${AIRFLOW_BASE_IMAGE}"
 
 # The base image installs Python packages as the airflow user (uid 50000). Every pinned package ships binary wheels,
 # so no compiler or apt package is ever installed: nothing is left behind but the packages themselves.
-# requirements.txt is bind-mounted for the one RUN, so it isn't left in the image.
+# requirements.txt and requirements.lock are bind-mounted for the one RUN, so they aren't left in the image; so is
+# the optional CA bundle (build secret ca-bundle), which pip then trusts instead of its own.
 USER 50000
 RUN --mount=type=bind,source=requirements.txt,target=/tmp/requirements.txt \
-    pip install --no-cache-dir -r /tmp/requirements.txt --constraint "${AIRFLOW_CONSTRAINTS_LOCATION}"
+    --mount=type=bind,source=requirements.lock,target=/tmp/requirements.lock \
+    --mount=type=secret,id=ca-bundle,mode=0444 \
+    if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
+    && pip install --no-cache-dir -r /tmp/requirements.txt --constraint "${AIRFLOW_CONSTRAINTS_LOCATION}"
 
 COPY include/ /opt/airflow/include/
 COPY --from=dags --chown=airflow:0 /dags/ /opt/airflow/dags/

@@ -54,21 +54,51 @@ lock: ## Re-resolve requirements.lock from requirements*.txt (universal: Python 
 	$(VENV)/bin/uv pip compile requirements.txt requirements-dev.txt --universal --python-version 3.11 \
 	  --no-header --custom-compile-command "make lock" -o requirements.lock
 
-# kind workflow (docs/kind.md): needs docker, kind, kubectl and helm on your machine. KIND_ARGS=--dry-run prints
-# the commands instead of running them.
+# Images, clusters and the one deploy path (docs/cluster.md, docs/kind.md). KIND_ARGS=--dry-run / DEPLOY_ARGS=--dry-run
+# print the commands instead of running them.
 KIND_ARGS ?=
+DEPLOY_ARGS ?=
 REMOTE ?=
 
-.PHONY: kind-up kind-down kind-smoke kind-ui push-dags
+.PHONY: images cluster-up cluster-down cluster-status cluster-smoke deploy smoke ui push-dags
+.PHONY: kind-up kind-down kind-smoke kind-ui bench-cluster
 
-kind-up: ## kind: cluster, image build+load, dev Git server + DAGs, helm install --wait, helm test
+images: install ## Build the stand-in images and airflow-azblob:local (no registry needed; root on Debian)
+	scripts/images build
+
+cluster-up: install ## Local Kubernetes as processes of this machine (root on Debian); prints its KUBECONFIG
+	scripts/cluster up
+
+cluster-down: ## Stop the local cluster and remove what it added to this machine (PURGE=1: its image cache too)
+	scripts/cluster down $(if $(PURGE),--purge)
+
+cluster-status: ## Which local-cluster processes run, and the node's state
+	scripts/cluster status
+
+cluster-smoke: ## Run example_dataframe_pipeline on the local cluster through the REST API
+	KUBECONFIG=$(CURDIR)/.local/cluster/kubeconfig scripts/deploy $(DEPLOY_ARGS) smoke
+
+deploy: install ## Install into the cluster KUBECONFIG points at: images, Git server + DAGs, helm --wait, helm test
+	scripts/deploy $(DEPLOY_ARGS) $(if $(PROFILE),--profile $(PROFILE)) install
+
+smoke: ## Run example_dataframe_pipeline on the cluster KUBECONFIG points at (REST API, blobs)
+	scripts/deploy $(DEPLOY_ARGS) smoke
+
+ui: ## Port-forward the UI of the cluster KUBECONFIG points at to localhost:8080, print the login
+	scripts/deploy $(DEPLOY_ARGS) ui
+
+push-dags: ## Commit ./dags and push it: to the in-cluster Git server of the current cluster, or to REMOTE=<git url>
+	@if [ -n "$(REMOTE)" ]; then scripts/push-dags --source dags "$(REMOTE)"; else scripts/deploy $(DEPLOY_ARGS) push-dags; fi
+
+bench-cluster: install ## Local cluster: cluster-up, image builds, install, KubernetesExecutor per-task timings -> docs
+	$(PY) scripts/bench_cluster.py
+
+# kind (docs/kind.md): needs docker, kind, kubectl and helm on your machine.
+kind-up: ## kind: create the cluster, then deploy (image build+load, Git server + DAGs, helm --wait, helm test)
 	scripts/kind $(KIND_ARGS) up
 
 kind-down: ## kind: delete the cluster
 	scripts/kind $(KIND_ARGS) down
-
-push-dags: ## Commit ./dags and push it: to the kind Git server, or to REMOTE=<git url>
-	@if [ -n "$(REMOTE)" ]; then scripts/push-dags --source dags "$(REMOTE)"; else scripts/kind $(KIND_ARGS) push-dags; fi
 
 kind-smoke: ## kind: run example_dataframe_pipeline via the REST API, show its blobs
 	scripts/kind $(KIND_ARGS) smoke

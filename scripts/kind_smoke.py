@@ -50,7 +50,16 @@ class Kube:
     dry_run: bool = False
 
     def get_json(self, *args: str) -> dict[str, Any]:
-        cmd = ["kubectl", "--context", self.context, "--namespace", self.namespace, "get", *args, "--output=json"]
+        cmd = [
+            os.environ.get("KUBECTL", "kubectl"),
+            "--context",
+            self.context,
+            "--namespace",
+            self.namespace,
+            "get",
+            *args,
+            "--output=json",
+        ]
         if self.dry_run:
             print("+ " + shlex.join(cmd), file=sys.stderr)
             return {"items": []}

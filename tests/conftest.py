@@ -1,4 +1,5 @@
-"""Fixtures shared by every test: an isolated AIRFLOW_HOME, a migrated metadata DB and a real Azurite.
+"""Fixtures shared by every test: an isolated AIRFLOW_HOME, a migrated metadata DB, a real Azurite, and (root on
+Debian) a Docker engine with every image of the local cluster built from this repository.
 
 AIRFLOW_HOME must point at a scratch directory before Airflow is first imported: pytest_configure runs before
 any test module is collected, and pytest_unconfigure removes the directory again.
@@ -16,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from scripts.devcluster import images
 from scripts.devstack.services import ROOT, Azurite
 from tests.support.airflow import AIRFLOW_BIN, XCOM_BACKEND, wasb_connection
+from tests.support.machine import require_cluster_machine
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -66,3 +69,19 @@ def xcom_env(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> dict[str, str
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[None]:
+    """A Docker engine: the running one, or Debian's dockerd started for this session and stopped after it."""
+    require_cluster_machine()
+    started = images.start_docker()
+    yield
+    if started:
+        images.stop_docker()
+
+
+@pytest.fixture(scope="session")
+def built_images(docker_engine: None) -> dict[str, float]:
+    """The stand-ins and airflow-azblob:local, built once per session (Docker's cache makes rebuilds fast)."""
+    return images.build_all(official=False)

@@ -677,12 +677,19 @@ checksum/pod-template: {{ include (print $root.Template.BasePath "/configmaps/po
 {{- if and (eq $root.Values.dags.mode "gitSync") $root.Values.dags.gitSync.ssh.knownHosts (include "airflow-azblob.needsDags" .) }}
 checksum/git-known-hosts: {{ include (print $root.Template.BasePath "/configmaps/git-known-hosts.yaml") $root | sha256sum }}
 {{- end }}
-{{- if and $root.Values.postgresql.enabled (has .component (list "api-server" "scheduler" "dag-processor" "triggerer")) }}
-checksum/metadata-connection: {{ include (print $root.Template.BasePath "/secrets/postgresql.yaml") $root | sha256sum }}
-{{- end }}
 {{- if has .component (list "api-server" "scheduler" "dag-processor" "triggerer") }}
-checksum/generated-secrets: {{ include (print $root.Template.BasePath "/secrets/generated.yaml") $root | sha256sum }}
+checksum/secrets: {{ include "airflow-azblob.secretInputs" $root | sha256sum }}
 {{- end }}
+{{- end -}}
+
+{{/*
+What decides the content of the Secrets the chart generates (which Secret, which key, which users, which DB URL),
+never the content itself: a generated value is random in every render until lookup finds the kept one, so hashing
+it would roll every pod on the first upgrade after an install (and on every `helm template`).
+*/}}
+{{- define "airflow-azblob.secretInputs" -}}
+{{- $v := .Values -}}
+{{- dict "secrets" $v.secrets "auth" $v.auth "database" $v.database "postgresql" (pick $v.postgresql "enabled" "username" "database") | toJson -}}
 {{- end -}}
 
 {{/*
@@ -787,7 +794,9 @@ metadata:
     {{- include "airflow-azblob.podLabels" (dict "root" $root "component" "test" "airflow" true) | nindent 4 }}
   annotations:
     helm.sh/hook: test
-    helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+    {{- /* Not hook-succeeded: Helm < 3.20 deletes the pod before `helm test --logs` reads it. The pod stays until
+    the next `helm test` (scripts/deploy deletes it after showing its log). */}}
+    helm.sh/hook-delete-policy: before-hook-creation
 spec:
   restartPolicy: Never
   serviceAccountName: {{ include "airflow-azblob.serviceAccountName" (dict "root" $root "component" "worker" "values" $root.Values.workers) }}

@@ -1,7 +1,7 @@
-"""What the Dockerfile does, read from the Dockerfile itself, so the image tests break when it drifts.
+"""What the Dockerfile says, read from the Dockerfile itself: ARG defaults, stages, ENV, COPY, the pip line.
 
-CI has no Docker engine, so tests/image rebuilds the image's Python environment from these facts (ARG defaults,
-ENV, COPY sources and targets, the pip line) instead of running ``docker build``.
+tests/image checks these promises against the file, and tests/image/test_image.py against the image Docker builds
+from it, so a drift between the two shows.
 """
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ class Dockerfile:
         for word in words:
             if word.startswith("--mount="):
                 spec = dict(part.partition("=")[::2] for part in word[len("--mount=") :].split(","))
-                mounts[spec["target"]] = spec["source"]
+                if spec.get("type") == "bind":
+                    mounts[spec["target"]] = spec["source"]
         pip = words[words.index("pip") :]
         requirements, constraints = [], []
         for option, value in itertools.pairwise(pip):
@@ -99,7 +100,7 @@ class Dockerfile:
 class PipInstall:
     words: list[str]
     requirements: list[str]  # paths in the build context
-    constraints: list[str]  # as written (URLs)
+    constraints: list[str]  # as written (a path in the build container or a URL)
     mounts: dict[str, str]  # bind-mount target -> build-context source
 
 

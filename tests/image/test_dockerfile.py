@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from tests.image.dockerfile import ROOT, parse
 
-OFFICIAL_CONSTRAINTS = "https://raw.githubusercontent.com/apache/airflow/constraints-{version}/constraints-{python}.txt"
 BUILD_TOOLS = re.compile(r"\b(apt-get|apt|apk|yum|dnf|gcc|g\+\+|make|build-essential|cargo|rustc)\b")
 
 
@@ -21,20 +21,34 @@ def test_base_image_is_the_official_airflow_image_of_the_build_args() -> None:
     assert dockerfile.args["AIRFLOW_VERSION"] == "3.3.2"
     assert dockerfile.args["PYTHON_VERSION"] == "3.12"
     assert dockerfile.final.base == "apache/airflow:3.3.2-python3.12"
-    assert "FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}" in (ROOT / "Dockerfile").read_text()
+    text = (ROOT / "Dockerfile").read_text()
+    assert "ARG AIRFLOW_BASE_IMAGE=apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}" in text
+    assert "FROM ${AIRFLOW_BASE_IMAGE}" in text
+
+
+def test_no_syntax_directive_that_would_pull_a_frontend() -> None:
+    first = (ROOT / "Dockerfile").read_text().splitlines()[0]
+    assert not first.lower().replace(" ", "").startswith("#syntax="), first
 
 
 def test_requirements_pin_the_same_airflow_as_the_base_image() -> None:
     assert requirements_pin("apache-airflow") == parse().args["AIRFLOW_VERSION"]
 
 
-def test_constraints_default_to_airflows_official_file_for_the_version_and_python() -> None:
+def test_constraints_default_to_the_repositorys_lock_file_bind_mounted_into_the_build() -> None:
     dockerfile = parse()
-    expected = OFFICIAL_CONSTRAINTS.format(version="3.3.2", python="3.12")
-    assert dockerfile.args["AIRFLOW_CONSTRAINTS_LOCATION"] == expected
     pip = dockerfile.pip_install()
     assert pip.requirements == ["requirements.txt"]
-    assert pip.constraints == [expected]
+    assert pip.constraints == ["/tmp/requirements.lock"]
+    assert dockerfile.args["AIRFLOW_CONSTRAINTS_LOCATION"] == "/tmp/requirements.lock"
+    assert pip.mounts["/tmp/requirements.lock"] == "requirements.lock"
+
+
+def test_the_ca_bundle_is_a_build_secret_pip_trusts_and_never_a_layer() -> None:
+    [run] = [r for r in parse().final_values("RUN") if "pip install" in r]
+    assert "--mount=type=secret,id=ca-bundle" in run
+    assert "PIP_CERT=/run/secrets/ca-bundle" in run
+    assert not [c for c in parse().copies if any("ca" in Path(s).name for s in c[0])]
 
 
 def test_include_is_copied_to_opt_airflow_and_on_pythonpath() -> None:
@@ -68,7 +82,7 @@ def test_oci_labels_describe_the_image() -> None:
     for key in ("title", "description", "version", "revision", "source", "licenses", "base.name"):
         assert labels.get(f"org.opencontainers.image.{key}"), key
     assert labels["org.opencontainers.image.version"] == "3.3.2"
-    assert labels["org.opencontainers.image.base.name"].endswith("apache/airflow:3.3.2-python3.12")
+    assert labels["org.opencontainers.image.base.name"] == "apache/airflow:3.3.2-python3.12"
 
 
 def test_dockerignore_admits_every_build_input_and_nothing_heavy() -> None:

@@ -70,9 +70,9 @@ def test_dry_run_preloads_and_deploys_the_git_server_before_helm(up: list[list[s
         if doc["kind"] == "Deployment"
     )["spec"]["template"]["spec"]["containers"][0]["image"]
     load = find(up, "kind", "load", "docker-image", image)
-    apply = up[find(up, "kubectl")]
-    assert "--filename=config/kind/dags-git.yaml" in apply
-    assert "--filename=config/kind/namespace.yaml" in apply
+    applied = [word for cmd in up if Path(cmd[0]).name == "kubectl" and "apply" in cmd for word in cmd]
+    assert "--filename=config/kind/dags-git.yaml" in applied
+    assert "--filename=config/kind/namespace.yaml" in applied
     push = find(up, "push-dags")
     assert up[push][-1] == "git://127.0.0.1:19418/dags.git"
     forward = up[push - 1]
@@ -83,7 +83,7 @@ def test_dry_run_preloads_and_deploys_the_git_server_before_helm(up: list[list[s
 def test_dry_run_installs_the_chart_with_the_kind_profile_and_waits(up: list[list[str]]) -> None:
     helm = up[find(up, "helm", "upgrade")]
     assert helm[1:5] == ["upgrade", "--install", "airflow", "chart/"]
-    assert helm[helm.index("--values") + 1] == "config/profiles/kind.yaml"
+    assert [word for word in helm if word.startswith("--values")] == ["--values=config/profiles/kind.yaml"]
     assert helm[helm.index("--namespace") + 1] == "airflow"
     assert helm[helm.index("--kube-context") + 1] == "kind-airflow-azblob"
     assert "--wait" in helm
@@ -201,6 +201,7 @@ def stand_ins(tmp_path: Path) -> dict[str, str]:
         **os.environ,
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "HELM": str(bin_dir / "helm"),
+        "KUBECTL": str(bin_dir / "kubectl"),
         "STATE": str(state),
         "DAEMON_COMMAND": shlex.join(daemon),
         "GIT_PORT": str(free_port()),

@@ -125,11 +125,19 @@ def _freeze(set_values: Mapping[str, Any] | None) -> str:
     return json.dumps(set_values or {}, sort_keys=True)
 
 
+def _profiles(profile: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    """One profile name, or several layered in order (e.g. ("kind", "local-cluster"))."""
+    return (profile,) if isinstance(profile, str) else tuple(profile or ())
+
+
+def profile_args(profile: str | tuple[str, ...] | None) -> list[str]:
+    return [arg for name in _profiles(profile) for arg in ("--values", str(PROFILES / f"{name}.yaml"))]
+
+
 @functools.cache
-def _render_cached(profile: str | None, frozen: str, show_only: str | None) -> str:
+def _render_cached(profile: tuple[str, ...], frozen: str, show_only: str | None) -> str:
     args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION]
-    if profile:
-        args += ["--values", str(PROFILES / f"{profile}.yaml")]
+    args += profile_args(profile)
     args += _set_args(json.loads(frozen))
     if show_only:
         args += ["--show-only", show_only]
@@ -137,16 +145,19 @@ def _render_cached(profile: str | None, frozen: str, show_only: str | None) -> s
 
 
 def render(
-    set_values: Mapping[str, Any] | None = None, *, profile: str | None = None, show_only: str | None = None
+    set_values: Mapping[str, Any] | None = None,
+    *,
+    profile: str | tuple[str, ...] | None = None,
+    show_only: str | None = None,
 ) -> Manifest:
-    """Render the chart (optionally over a profile of config/profiles/) with ``--set-json`` overrides."""
-    return parse(_render_cached(profile, _freeze(set_values), show_only))
+    """Render the chart (optionally over profiles of config/profiles/) with ``--set-json`` overrides."""
+    return parse(_render_cached(_profiles(profile), _freeze(set_values), show_only))
 
 
 def render_error(set_values: Mapping[str, Any] | None = None, *, profile: str | None = None) -> str:
     """The error helm prints for a render that must fail (raises AssertionError when it renders)."""
     try:
-        _render_cached(profile, _freeze(set_values), None)
+        _render_cached(_profiles(profile), _freeze(set_values), None)
     except HelmError as err:
         return err.stderr
     raise AssertionError(f"helm rendered values {set_values!r} (profile {profile}) that should fail")
@@ -168,16 +179,14 @@ def _notes_chart() -> Path:
 def render_notes(set_values: Mapping[str, Any] | None = None, *, profile: str | None = None) -> str:
     """NOTES.txt as helm install would print it."""
     args = ["template", RELEASE, str(_notes_chart()), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION]
-    if profile:
-        args += ["--values", str(PROFILES / f"{profile}.yaml")]
+    args += profile_args(profile)
     args += [*_set_args(set_values or {}), "--show-only", "templates/zz-notes.yaml"]
     return parse(run_helm(*args)).get("ConfigMap", "notes")["data"]["notes"]
 
 
 def lint(*, profile: str | None = None) -> str:
     args = ["lint", "--strict", str(CHART), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION]
-    if profile:
-        args += ["--values", str(PROFILES / f"{profile}.yaml")]
+    args += profile_args(profile)
     return run_helm(*args)
 
 
