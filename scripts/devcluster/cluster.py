@@ -257,6 +257,8 @@ def port_open(host: str, port: int) -> bool:
 
 
 def apiserver_healthy() -> bool:
+    if not (PATHS.pki / "admin.crt").exists():
+        return False
     context = ssl.create_default_context(cafile=str(PATHS.pki / "ca.crt"))
     context.load_cert_chain(PATHS.pki / "admin.crt", PATHS.pki / "admin.key")
     try:
@@ -685,9 +687,8 @@ def teardown(*, purge: bool, quiet: bool = False) -> None:
 
 def cmd_down(purge: bool) -> None:
     check_prerequisites()
-    if not PATHS.state.exists() and not RUN_DIR.exists():
-        step("no local cluster: nothing to stop")
-        return
+    if not any(running().values()) and not RUN_DIR.exists():
+        step("no local cluster is running; sweeping for leftovers of an earlier one")
     teardown(purge=purge)
     step(
         "the local cluster is down"

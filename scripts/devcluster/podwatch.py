@@ -1,0 +1,123 @@
+"""The life of each KubernetesExecutor worker pod, seen through a watch on the apiserver: when it was created, ran,
+finished and was deleted (this machine's clock at each event), with its spec as the executor created it.
+
+Used by the cluster tests (a pod per task, built from the chart's template, deleted afterwards) and by
+scripts/bench_cluster.py (where the seconds of a task go).
+
+    with PodWatch(kubeconfig, "airflow") as watch:
+        ...trigger a DAG run...
+        watch.wait_until_gone(timeout=120)
+    for pod in watch.pods().values(): print(pod.task_id, pod.created, pod.deleted)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+EXECUTOR_SELECTOR = "kubernetes_executor=True"
+
+
+@dataclass
+class PodLife:
+    name: str
+    spec: dict[str, Any]  # the pod as first seen (metadata + spec), as the executor created it
+    created: float  # time.time() of the first event
+    running: float | None = None  # first event with phase Running
+    finished: float | None = None  # first event with phase Succeeded or Failed
+    deleted: float | None = None
+    phases: list[str] = field(default_factory=list)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return self.spec["metadata"].get("labels") or {}
+
+    @property
+    def task_id(self) -> str:
+        return self.labels.get("task_id", "")
+
+
+class PodWatch:
+    """Watches the pods matching ``selector`` in ``namespace`` from a background thread until stopped."""
+
+    def __init__(self, kubeconfig: Path, namespace: str, selector: str = EXECUTOR_SELECTOR) -> None:
+        from kubernetes import client, config
+
+        self._api_client = config.new_client_from_config(config_file=str(kubeconfig))
+        self._core = client.CoreV1Api(self._api_client)
+        self.namespace = namespace
+        self.selector = selector
+        self._pods: dict[str, PodLife] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="pod-watch", daemon=True)
+
+    def __enter__(self) -> PodWatch:
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise TimeoutError("the pod watch did not start within 30 s")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
+
+    def _run(self) -> None:
+        from kubernetes import watch
+
+        try:
+            listed = self._core.list_namespaced_pod(self.namespace, label_selector=self.selector)
+            version = listed.metadata.resource_version
+            self._ready.set()
+            while not self._stop.is_set():
+                stream = watch.Watch().stream(
+                    self._core.list_namespaced_pod, self.namespace, label_selector=self.selector,
+                    resource_version=version, timeout_seconds=2,
+                )  # fmt: skip
+                for event in stream:
+                    version = event["object"].metadata.resource_version
+                    self._record(event["type"], event["object"], time.time())
+                    if self._stop.is_set():
+                        break
+        except BaseException as error:  # reported by pods()/wait_until_gone()
+            self._error = error
+            self._ready.set()
+
+    def _record(self, kind: str, pod: Any, at: float) -> None:
+        name = pod.metadata.name
+        phase = pod.status.phase or ""
+        with self._lock:
+            life = self._pods.get(name)
+            if life is None:
+                life = self._pods[name] = PodLife(name, self._api_client.sanitize_for_serialization(pod), at)
+            if not life.phases or life.phases[-1] != phase:
+                life.phases.append(phase)
+            if phase == "Running" and life.running is None:
+                life.running = at
+            if phase in ("Succeeded", "Failed") and life.finished is None:
+                life.finished = at
+            if kind == "DELETED":
+                life.deleted = at
+
+    def pods(self) -> dict[str, PodLife]:
+        if self._error:
+            raise RuntimeError(f"the pod watch failed: {self._error}") from self._error
+        with self._lock:
+            return dict(self._pods)
+
+    def wait_until_gone(self, *, count: int, timeout: float) -> dict[str, PodLife]:
+        """Wait until at least ``count`` pods were seen and every one was deleted; fail after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pods = self.pods()
+            if len(pods) >= count and all(p.deleted for p in pods.values()):
+                return pods
+            if time.monotonic() > deadline:
+                states = {name: (p.phases, bool(p.deleted)) for name, p in pods.items()}
+                raise TimeoutError(f"worker pods not all deleted within {timeout:.0f} s: {states}")
+            time.sleep(0.2)

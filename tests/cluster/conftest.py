@@ -1,0 +1,80 @@
+"""The local cluster for tests/cluster: brought up once for this folder (after the images are built), the chart
+deployed into it through scripts/deploy exactly as `make deploy` does, and everything torn down afterwards, with a
+check that `scripts/cluster down` left nothing of the cluster on this machine.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from scripts.kind_smoke import Api
+from tests.support.cluster import (
+    LocalCluster,
+    cluster_script,
+    leftovers,
+    machine_state,
+)
+from tests.support.helm import FULLNAME
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="package")
+def cluster(built_images: dict[str, float]) -> Iterator[LocalCluster]:
+    before = machine_state()
+    cluster_script("up")
+    try:
+        yield LocalCluster()
+    finally:
+        cluster_script("down")
+        left = leftovers(before, machine_state())
+        assert not left, f"scripts/cluster down left these behind: {left}"
+
+
+@dataclass
+class Deployment:
+    cluster: LocalCluster
+    output: str  # what scripts/deploy install printed
+    seconds: float
+
+    def login(self) -> tuple[str, str]:
+        """The admin login the chart generated (its SimpleAuthManager passwords Secret)."""
+        secret = self.cluster.get("secret", f"{FULLNAME}-auth")
+        return "admin", json.loads(base64.b64decode(secret["data"]["passwords.json"]))["admin"]
+
+    def api(self, port: int) -> Api:
+        api = Api(f"http://127.0.0.1:{port}")
+        api.authenticate(*self.login())
+        return api
+
+
+@pytest.fixture(scope="package")
+def deployment(cluster: LocalCluster) -> Deployment:
+    started = time.monotonic()
+    done = cluster.deploy("install")
+    assert done.returncode == 0, f"scripts/deploy install failed:\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
+    return Deployment(cluster, done.stdout + done.stderr, time.monotonic() - started)
+
+
+@pytest.fixture(scope="package")
+def api_port(deployment: Deployment) -> Iterator[int]:
+    """The api-server, port-forwarded for the whole folder."""
+    with deployment.cluster.port_forward(f"{FULLNAME}-api-server", 8080) as port:
+        yield port
+
+
+@pytest.fixture(scope="package")
+def api(deployment: Deployment, api_port: int) -> Api:
+    return deployment.api(api_port)
+
+
+@pytest.fixture(scope="package")
+def azurite_port(deployment: Deployment) -> Iterator[int]:
+    with deployment.cluster.port_forward(f"{FULLNAME}-azurite", 10000) as port:
+        yield port

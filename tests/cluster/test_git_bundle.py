@@ -1,0 +1,51 @@
+"""`make push-dags` on the local cluster (gitBundle mode): a new DAG pushed to the in-cluster Git server is
+registered within a bound and runs under the KubernetesExecutor."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from scripts.devstack.services import ROOT, free_port
+from scripts.kind_smoke import Api, SmokeError, run_dag
+from tests.cluster.conftest import Deployment
+
+pytestmark = pytest.mark.slow
+PUSHED = Path(__file__).parent / "dags" / "cluster_pushed_dag.py"
+DAG_ID = "cluster_pushed_dag"
+# The chart's bundle refreshes every 10 s (config/profiles/local-cluster.yaml), then the file is parsed.
+REGISTERED_BOUND_S = 120
+
+
+def registered(api: Api, dag_id: str) -> bool:
+    try:
+        api.call("GET", f"/api/v2/dags/{dag_id}")
+    except SmokeError as error:
+        if " answered 404" in str(error):
+            return False
+        raise
+    return True
+
+
+def test_a_dag_pushed_to_the_git_server_is_registered_within_a_bound_and_runs(
+    deployment: Deployment, api: Api, tmp_path: Path
+) -> None:
+    dags = tmp_path / "dags"
+    shutil.copytree(ROOT / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(PUSHED, dags)
+    assert not registered(api, DAG_ID)
+    env = {**deployment.cluster.env, "DAGS_DIR": str(dags), "GIT_PORT": str(free_port())}
+    pushed = deployment.cluster.deploy("push-dags", env=env)
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    started = time.monotonic()
+    while not registered(api, DAG_ID):
+        assert time.monotonic() - started < REGISTERED_BOUND_S, f"{DAG_ID} not registered in {REGISTERED_BOUND_S} s"
+        time.sleep(1)
+    run_id = run_dag(api, DAG_ID, timeout=300, interval=1)
+    run_path = f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}"
+    xcom = api.call("GET", f"{run_path}/taskInstances/hello/xcomEntries/return_value")
+    assert xcom["value"] == "delivered through Git"

@@ -1,0 +1,154 @@
+"""The local cluster from a test's side: kubectl and helm against its kubeconfig, port-forwards, and a snapshot of
+what a cluster adds to this machine (processes, mounts, network interfaces and addresses, iptables rules, cgroups),
+so a test can prove that `make cluster-down` takes all of it away again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scripts.devcluster.cluster import BIN, CONTEXT, PATHS, RUN_DIR
+from scripts.devstack.services import ROOT, free_port
+from tests.support.helm import helm_binary
+
+NAMESPACE = "airflow"
+RELEASE = "airflow"
+PROFILES = ("config/profiles/kind.yaml", "config/profiles/local-cluster.yaml")
+
+
+def cluster_script(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """scripts/cluster (the `make cluster-*` entry point), failing with its output when it fails."""
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "cluster"), *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"scripts/cluster {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+@dataclass
+class LocalCluster:
+    kubeconfig: Path = PATHS.kubeconfig
+
+    @property
+    def env(self) -> dict[str, str]:
+        import os
+
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig), "KUBECTL": str(BIN / "kubectl")}
+
+    def kubectl(
+        self, *args: str, check: bool = True, timeout: float = 120, input: str | None = None
+    ) -> subprocess.CompletedProcess:
+        argv = [str(BIN / "kubectl"), "--kubeconfig", str(self.kubeconfig), "--namespace", NAMESPACE, *args]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, input=input)
+        if check and done.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {done.stderr}")
+        return done
+
+    def get(self, *args: str) -> dict[str, Any]:
+        return json.loads(self.kubectl("get", *args, "--output=json").stdout)
+
+    def helm(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+        argv = [str(helm_binary()), "--kubeconfig", str(self.kubeconfig), "--namespace", NAMESPACE, *args]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, cwd=ROOT)
+        if done.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr}")
+        return done
+
+    def deploy(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 1500
+    ) -> subprocess.CompletedProcess:
+        """scripts/deploy (the `make deploy` entry point) against this cluster."""
+        argv = [str(ROOT / "scripts" / "deploy"), "--context", CONTEXT, *args]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, env=env or self.env)
+
+    @contextmanager
+    def port_forward(self, service: str, port: int) -> Iterator[int]:
+        """``kubectl port-forward svc/<service>`` on a free local port; yields that port once it accepts."""
+        local = free_port()
+        argv = [str(BIN / "kubectl"), "--kubeconfig", str(self.kubeconfig), "--namespace", NAMESPACE]
+        process = subprocess.Popen(
+            [*argv, "port-forward", f"svc/{service}", f"{local}:{port}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                with socket.socket() as sock:
+                    if sock.connect_ex(("127.0.0.1", local)) == 0:
+                        break
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"port-forward to svc/{service}:{port} failed: {process.stderr.read()}")
+                time.sleep(0.1)
+            yield local
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+# ------------------------------------------------------------------------------------- what a cluster adds
+
+
+def _run(*argv: str) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+
+
+COUNTERS = re.compile(r" \[\d+:\d+\]$")
+
+
+def _iptables_rules() -> set[str]:
+    rules = set()
+    for tool in ("iptables-save", "ip6tables-save"):
+        for line in _run(tool).splitlines():
+            if line.startswith(("#", "COMMIT")):
+                continue
+            rules.add(f"{tool} {COUNTERS.sub('', line)}")
+    return rules
+
+
+def cluster_processes() -> set[str]:
+    """Running (not zombie) processes of the cluster: its binaries, its state directory, its containerd's shims.
+
+    Zombies do not count: this VM's PID 1 does not reap orphans, so a stopped daemon may linger as <defunct>.
+    """
+    markers = (str(PATHS.state), str(RUN_DIR), str(BIN))
+    found = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        if state != "Z" and any(marker in cmdline for marker in markers):
+            found.add(f"{proc.name} {cmdline[:200]}")
+    return found
+
+
+def machine_state() -> dict[str, set[str]]:
+    return {
+        "processes": cluster_processes(),
+        "mounts": {line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()},
+        "interfaces": {path.name for path in Path("/sys/class/net").iterdir()},
+        "addresses": {" ".join(line.split()[1:4]) for line in _run("ip", "-o", "addr").splitlines()},
+        "iptables": _iptables_rules(),
+        "cgroups": {str(p) for p in Path("/sys/fs/cgroup").glob("*/kubepods")},
+    }
+
+
+def leftovers(before: dict[str, set[str]], after: dict[str, set[str]]) -> dict[str, list[str]]:
+    """What ``after`` has that ``before`` had not (the cluster's processes count whatever ``before`` held)."""
+    found = {key: sorted(after[key] - before[key]) for key in after if key != "processes"}
+    found["processes"] = sorted(after["processes"])
+    return {key: value for key, value in found.items() if value}
