@@ -14,12 +14,14 @@ Stops the stack at the end, whatever happened.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,14 +35,21 @@ DOCS = ROOT / "docs" / "benchmarks" / "local-stack.md"
 EXAMPLE = "example_dataframe_pipeline"
 
 
-def registered(api: kind_smoke.Api, dag_id: str) -> bool:
+@contextlib.contextmanager
+def running_stack(work: Path) -> Iterator[tuple[stack.Settings, kind_smoke.Api]]:
+    """A detached local stack (SQLite, free ports, state under ``work``) with the example DAG registered, and an
+    authenticated REST client; stopped when the block ends, whatever happened."""
+    settings = stack.Settings(state_dir=work / "state", api_port=free_port(), azurite_port=free_port())
+    local = stack.LocalStack(settings)
     try:
-        api.call("GET", f"/api/v2/dags/{dag_id}")
-    except kind_smoke.SmokeError as err:
-        if " answered 404" in str(err):
-            return False
-        raise
-    return True
+        local.up()
+        secret = json.loads((settings.state_dir / "secrets.json").read_text())
+        api = kind_smoke.Api(settings.api_url)
+        api.authenticate(stack.ADMIN, secret["admin_password"])
+        kind_smoke.wait_for(f"{EXAMPLE} to be registered", lambda: api.dag_exists(EXAMPLE), timeout=300)
+        yield settings, api
+    finally:
+        local.stop()
 
 
 def time_push(settings: stack.Settings, api: kind_smoke.Api, work: Path, n: int) -> float:
@@ -54,7 +63,7 @@ def time_push(settings: stack.Settings, api: kind_smoke.Api, work: Path, n: int)
     (source / f"{dag_id}.py").write_text(text.replace(f"{EXAMPLE}()", f"{dag_id}()"))
     started = time.monotonic()
     stack.push_dags(settings, source, quiet=True)
-    kind_smoke.wait_for(f"{dag_id} to be registered", lambda: registered(api, dag_id), timeout=300, interval=0.25)
+    kind_smoke.wait_for(f"{dag_id} to be registered", lambda: api.dag_exists(dag_id), timeout=300, interval=0.25)
     return time.monotonic() - started
 
 
@@ -91,20 +100,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-local-") as tmp:
-        work = Path(tmp)
-        settings = stack.Settings(state_dir=work / "state", api_port=free_port(), azurite_port=free_port())
-        local = stack.LocalStack(settings)
-        try:
-            local.up()
-            secret = json.loads((settings.state_dir / "secrets.json").read_text())
-            api = kind_smoke.Api(settings.api_url)
-            api.authenticate(stack.ADMIN, secret["admin_password"])
-            kind_smoke.wait_for(f"{EXAMPLE} to be registered", lambda: registered(api, EXAMPLE), timeout=300)
-            pushes = [time_push(settings, api, work, n) for n in range(args.pushes)]
-            runs = [time_run(api) for _ in range(args.runs)]
-        finally:
-            local.stop()
+    with tempfile.TemporaryDirectory(prefix="bench-local-") as tmp, running_stack(Path(tmp)) as (settings, api):
+        pushes = [time_push(settings, api, Path(tmp), n) for n in range(args.pushes)]
+        runs = [time_run(api) for _ in range(args.runs)]
     table = report(pushes, runs)
     print(table)
     if args.no_write:

@@ -140,6 +140,16 @@ class Api:
         except urllib.error.URLError as err:
             raise SmokeError(f"{method} {url} failed: {err.reason} (is the port-forward running?)") from err
 
+    def dag_exists(self, dag_id: str) -> bool:
+        """Whether the API knows ``dag_id`` yet (a pushed DAG appears once its bundle is refreshed and parsed)."""
+        try:
+            self.call("GET", f"/api/v2/dags/{quote(dag_id, safe='')}")
+        except SmokeError as err:
+            if " answered 404" in str(err):
+                return False
+            raise
+        return True
+
     def authenticate(self, username: str, password: str) -> None:
         answer = self.call("POST", "/auth/token", {"username": username, "password": password})
         self.token = answer.get("access_token", "dry-run" if self.dry_run else "")
@@ -162,18 +172,9 @@ def wait_for(what: str, check: Any, *, timeout: float, interval: float = 2.0) ->
 def run_dag(api: Api, dag_id: str, *, timeout: float, interval: float = 2.0) -> str:
     """Unpause and trigger ``dag_id``; return the run id once the run succeeded."""
 
-    def dag_parsed() -> bool:
-        try:
-            api.call("GET", f"/api/v2/dags/{dag_id}")
-        except SmokeError as err:
-            if " answered 404" in str(err):
-                return False
-            raise
-        return True
-
     if not api.dry_run:
         what = f"DAG {dag_id} to be parsed (is it in dags/ and pushed?)"
-        wait_for(what, dag_parsed, timeout=timeout, interval=interval)
+        wait_for(what, lambda: api.dag_exists(dag_id), timeout=timeout, interval=interval)
     api.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
     run = api.call("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": {}})
     run_id = run.get("dag_run_id", "<run_id>")

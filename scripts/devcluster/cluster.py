@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -177,6 +178,27 @@ def check_prerequisites() -> None:
             raise ClusterError(f"`{command}` is not installed: run `make install` (scripts/bootstrap cluster)")
     if not Path("/usr/lib/cni/bridge").exists():
         raise ClusterError("the CNI plugins are missing (/usr/lib/cni): run `make install` (scripts/bootstrap cluster)")
+    if other := other_kubelet():
+        raise ClusterError(
+            f"another Kubernetes node runs on this machine ({other}): the local cluster would clash with it (and "
+            "`cluster-down` removes every KUBE-*/CNI-* iptables chain and cni-* network namespace): stop it first"
+        )
+
+
+def other_kubelet() -> str | None:
+    """The command line of a kubelet (or k3s/k0s) this script did not start, if one runs."""
+    ours = set(read_pids().values())
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) in ours:
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        name = Path(argv[0].decode(errors="replace")).name if argv and argv[0] else ""
+        if name in ("kubelet", "k3s", "k0s", "microk8s") and not argv[0].decode(errors="replace").startswith(str(BIN)):
+            return " ".join(a.decode(errors="replace") for a in argv if a)[:120]
+    return None
 
 
 # ------------------------------------------------------------------------------------------------- processes
@@ -605,7 +627,7 @@ def clean_iptables() -> None:
                 if line.startswith("-A ") and (RULE_COMMENT in line or IPTABLES_OURS.search(line.split(" ", 2)[2])):
                     chain = line.split()[1]
                     if not IPTABLES_OURS.fullmatch(chain):  # rules inside our chains go with the chain
-                        run(tool, "-t", table, "-D", *_split_rule(line[3:]), check=False)
+                        run(tool, "-t", table, "-D", *shlex.split(line[3:]), check=False)
             chains = [
                 line.split()[1] for line in lines if line.startswith("-N ") and IPTABLES_OURS.fullmatch(line.split()[1])
             ]
@@ -613,12 +635,6 @@ def clean_iptables() -> None:
                 run(tool, "-t", table, "-F", chain, check=False)
             for chain in chains:
                 run(tool, "-t", table, "-X", chain, check=False)
-
-
-def _split_rule(rule: str) -> list[str]:
-    import shlex
-
-    return shlex.split(rule)
 
 
 def remove_cgroups() -> None:

@@ -11,7 +11,7 @@ from urllib.parse import quote
 import pytest
 
 from scripts.devstack.services import ROOT, free_port
-from scripts.kind_smoke import Api, SmokeError, run_dag
+from scripts.kind_smoke import Api, run_dag
 from tests.cluster.conftest import Deployment
 
 pytestmark = pytest.mark.slow
@@ -21,28 +21,18 @@ DAG_ID = "cluster_pushed_dag"
 REGISTERED_BOUND_S = 120
 
 
-def registered(api: Api, dag_id: str) -> bool:
-    try:
-        api.call("GET", f"/api/v2/dags/{dag_id}")
-    except SmokeError as error:
-        if " answered 404" in str(error):
-            return False
-        raise
-    return True
-
-
 def test_a_dag_pushed_to_the_git_server_is_registered_within_a_bound_and_runs(
     deployment: Deployment, api: Api, tmp_path: Path
 ) -> None:
     dags = tmp_path / "dags"
     shutil.copytree(ROOT / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(PUSHED, dags)
-    assert not registered(api, DAG_ID)
+    assert not api.dag_exists(DAG_ID)
     env = {**deployment.cluster.env, "DAGS_DIR": str(dags), "GIT_PORT": str(free_port())}
     pushed = deployment.cluster.deploy("push-dags", env=env)
     assert pushed.returncode == 0, pushed.stdout + pushed.stderr
     started = time.monotonic()
-    while not registered(api, DAG_ID):
+    while not api.dag_exists(DAG_ID):
         assert time.monotonic() - started < REGISTERED_BOUND_S, f"{DAG_ID} not registered in {REGISTERED_BOUND_S} s"
         time.sleep(1)
     run_id = run_dag(api, DAG_ID, timeout=300, interval=1)

@@ -131,15 +131,7 @@ def test_a_dag_committed_to_the_git_repository_is_registered_within_the_bound(st
     pushed = stack.cli("push-dags", "--source", str(source))
     assert pushed.returncode == 0, pushed.stderr
 
-    def registered() -> bool:
-        try:
-            stack.api.call("GET", f"/api/v2/dags/{DAG_ID}")
-        except kind_smoke.SmokeError as err:
-            if " answered 404" in str(err):
-                return False
-            raise
-        return True
-
+    registered = lambda: stack.api.dag_exists(DAG_ID)  # noqa: E731
     kind_smoke.wait_for(f"{DAG_ID} to be registered", registered, timeout=REGISTER_BOUND_S, interval=1)
     stack.facts["register_seconds"] = time.monotonic() - pushed_at
 

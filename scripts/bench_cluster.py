@@ -1,0 +1,289 @@
+"""Benchmark of the deployment path on the local cluster, and of a KubernetesExecutor task against a LocalExecutor one.
+
+    make bench-cluster                 # writes docs/benchmarks/cluster.md and cluster.json
+    .venv/bin/python scripts/bench_cluster.py --cold --runs 3
+    .venv/bin/python scripts/bench_cluster.py --runs 1 --no-local-stack --no-write
+
+Owns the machine while it runs (root on Debian, like `make cluster-up`); a running local cluster is taken down.
+0. with --cold-tools: `scripts/bootstrap cluster` rebuilds the Kubernetes binaries and CoreDNS with an empty Go
+   build cache (modules already downloaded: the proxy's speed is not ours to measure).
+1. images: `scripts/images build` (stand-ins + airflow-azblob:local); with --cold the images and Docker's build
+   cache are removed first, so the build starts from debootstrap; then once more, cached.
+2. cluster-up: with the cluster's image cache dropped (`cluster down --purge`: nothing in containerd but what up
+   itself imports) and again with it kept (`down`, then `up`).
+3. `scripts/deploy install` each time, split by its own steps: image build + import, Git server, DAG push,
+   `helm upgrade --install --wait` (install -> every pod Ready), helm test.
+4. example_dataframe_pipeline, --runs times: trigger -> success, and per task the worker pod's life (created,
+   running, finished, deleted, from a watch) against the task's own queued/start/end times (REST API).
+5. The same DAG on the local stack (`make up`, LocalExecutor, SQLite) for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from scripts import kind_smoke  # noqa: E402
+from scripts.bench_local_stack import running_stack  # noqa: E402
+from scripts.bench_local_stack import time_run as time_local_run  # noqa: E402
+from scripts.devcluster import cluster, images  # noqa: E402
+from scripts.devcluster.podwatch import EXECUTOR_SELECTOR, PodWatch  # noqa: E402
+from scripts.devstack.services import free_port  # noqa: E402
+
+DOCS = ROOT / "docs" / "benchmarks" / "cluster.md"
+DATA = ROOT / "docs" / "benchmarks" / "cluster.json"
+DAG_ID = "example_dataframe_pipeline"
+NAMESPACE = "airflow"
+API_SERVICE = "airflow-airflow-azblob-api-server"
+# Per-task phases: (label, start event, end event); events are pod watch times or task-instance times.
+PHASES = (
+    ("queued -> pod created (executor picks the task up)", "queued", "created"),
+    ("pod created -> running (sandbox, container start)", "created", "running"),
+    ("running -> task started (Python, Airflow, bundle clone, DAG parse)", "running", "started"),
+    ("task started -> ended (the task's own work)", "started", "ended"),
+    ("task ended -> pod finished (log upload, exit)", "ended", "finished"),
+    ("pod finished -> deleted (executor clean-up)", "finished", "deleted"),
+)
+
+
+def step(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, list[tuple[float, str]]]:
+    """Run ``argv``; return its seconds and its output lines, each with the seconds since start it appeared at."""
+    started = time.monotonic()
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT
+    )  # fmt: skip
+    lines = [(time.monotonic() - started, line.rstrip("\n")) for line in process.stdout]
+    if process.wait() != 0:
+        tail = "\n".join(line for _, line in lines[-40:])
+        raise RuntimeError(f"{' '.join(argv)} failed:\n{tail}")
+    return time.monotonic() - started, lines
+
+
+def steps_of(lines: list[tuple[float, str]], total: float) -> dict[str, float]:
+    """Seconds between consecutive `==> ` lines of a script's output, keyed by the step's line."""
+    marks = [(at, line[4:]) for at, line in lines if line.startswith("==> ")]
+    return {text: (marks[i + 1][0] if i + 1 < len(marks) else total) - at for i, (at, text) in enumerate(marks)}
+
+
+def deploy_phases(lines: list[tuple[float, str]], total: float) -> dict[str, float]:
+    """scripts/deploy's steps grouped into what a user waits for."""
+    groups = {"images (build + import)": 0.0, "dev Git server + DAG push": 0.0, "helm install -> Ready": 0.0}
+    groups |= {"helm test": 0.0, "other": 0.0}
+    for text, seconds in steps_of(lines, total).items():
+        if text.startswith(("building", "importing", "loading")):
+            groups["images (build + import)"] += seconds
+        elif text.startswith(("deploying the dev Git", "pushing", "(Git server")):
+            groups["dev Git server + DAG push"] += seconds
+        elif text.startswith("helm upgrade"):
+            groups["helm install -> Ready"] += seconds
+        elif text.startswith("helm test"):
+            groups["helm test"] += seconds
+        elif not text.startswith("Airflow is up"):
+            groups["other"] += seconds
+    return groups
+
+
+def cluster_cli(*args: str) -> float:
+    seconds, _ = timed([str(ROOT / "scripts" / "cluster"), *args])
+    return seconds
+
+
+def deploy() -> tuple[float, dict[str, float]]:
+    env = {**os.environ, "KUBECONFIG": str(cluster.PATHS.kubeconfig)}
+    seconds, lines = timed([str(ROOT / "scripts" / "deploy"), "--context", cluster.CONTEXT, "install"], env=env)
+    return seconds, deploy_phases(lines, seconds)
+
+
+def iso(value: str) -> float:
+    return datetime.fromisoformat(value).timestamp()
+
+
+def port_forward(service: str, port: int) -> tuple[subprocess.Popen, int]:
+    local = free_port()
+    process = subprocess.Popen(
+        [str(cluster.BIN / "kubectl"), "--kubeconfig", str(cluster.PATHS.kubeconfig), "--namespace", NAMESPACE,
+         "port-forward", f"svc/{service}", f"{local}:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    kind_smoke.wait_for("the port-forward", lambda: stack_port_open(local), timeout=30, interval=0.1)
+    return process, local
+
+
+def stack_port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def admin_password() -> str:
+    """From the chart's SimpleAuthManager passwords Secret."""
+    encoded = subprocess.run(
+        [str(cluster.BIN / "kubectl"), "--kubeconfig", str(cluster.PATHS.kubeconfig), "--namespace", NAMESPACE,
+         "get", "secret", "airflow-airflow-azblob-auth", "-o", "jsonpath={.data.passwords\\.json}"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return json.loads(base64.b64decode(encoded))["admin"]
+
+
+def cluster_runs(runs: int) -> list[dict[str, Any]]:
+    """Each run: trigger -> success seconds, and per task the phase seconds of PHASES."""
+    forward, port = port_forward(API_SERVICE, 8080)
+    results = []
+    try:
+        api = kind_smoke.Api(f"http://127.0.0.1:{port}")
+        api.authenticate("admin", admin_password())
+        kind_smoke.wait_for(f"{DAG_ID} registered", lambda: api.dag_exists(DAG_ID), timeout=300, interval=0.5)
+        for _ in range(runs):
+            selector = f"{EXECUTOR_SELECTOR},dag_id={DAG_ID}"
+            with PodWatch(cluster.PATHS.kubeconfig, NAMESPACE, selector) as watch:
+                started = time.monotonic()
+                run_id = kind_smoke.run_dag(api, DAG_ID, timeout=600, interval=0.25)
+                wall = time.monotonic() - started
+                path = f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances"
+                tasks = {ti["task_id"]: ti for ti in api.call("GET", path)["task_instances"]}
+                pods = watch.wait_until_gone(count=len(tasks), timeout=180)
+            per_task = {}
+            for pod in pods.values():
+                ti = tasks[pod.task_id]
+                events = {
+                    "queued": iso(ti["queued_when"]), "created": pod.created, "running": pod.running,
+                    "started": iso(ti["start_date"]), "ended": iso(ti["end_date"]), "finished": pod.finished,
+                    "deleted": pod.deleted,
+                }  # fmt: skip
+                per_task[pod.task_id] = {label: events[end] - events[begin] for label, begin, end in PHASES}
+                per_task[pod.task_id]["pod lifetime (created -> deleted)"] = pod.deleted - pod.created
+            results.append({"run_id": run_id, "trigger_to_success": wall, "tasks": per_task})
+    finally:
+        forward.terminate()
+    return results
+
+
+def local_stack_runs(runs: int) -> list[float]:
+    with tempfile.TemporaryDirectory(prefix="bench-cluster-local-") as tmp, running_stack(Path(tmp)) as (_, api):
+        return [time_local_run(api)[0] for _ in range(runs)]
+
+
+def stats(values: list[float]) -> str:
+    return f"{min(values):.1f} | {statistics.median(values):.1f} | {max(values):.1f}"
+
+
+def report(data: dict[str, Any]) -> str:
+    lines = ["## Setting up", "", "| step | seconds |", "|---|---:|"]
+    for name, seconds in data["setup"].items():
+        lines.append(f"| {name} | {seconds:.1f} |")
+    lines += ["", "## `scripts/deploy install`, by step", "", "| step | cold s | cached s |", "|---|---:|---:|"]
+    cold, warm = data["deploy"]["cold"]["phases"], data["deploy"]["cached"]["phases"]
+    for name in cold:
+        lines.append(f"| {name} | {cold[name]:.1f} | {warm[name]:.1f} |")
+    lines.append(f"| **total** | {data['deploy']['cold']['seconds']:.1f} | {data['deploy']['cached']['seconds']:.1f} |")
+    runs = data["runs"]
+    lines += ["", f"## {DAG_ID}: trigger -> success", "", "| executor | n | min s | median s | max s |"]
+    lines += ["|---|---:|---:|---:|---:|"]
+    lines.append(f"| KubernetesExecutor (local cluster, a pod per task) | {len(runs)} | "
+                 f"{stats([r['trigger_to_success'] for r in runs])} |")  # fmt: skip
+    if data.get("local_stack"):
+        lines.append(
+            f"| LocalExecutor (`make up`, SQLite) | {len(data['local_stack'])} | {stats(data['local_stack'])} |"
+        )
+    tasks = sorted({task for run in runs for task in run["tasks"]}, key=["extract", "transform", "load"].index)
+    lines += ["", "## Where a KubernetesExecutor task's seconds go (median over the runs)", ""]
+    lines += ["| phase | " + " | ".join(tasks) + " |", "|---|" + "---:|" * len(tasks)]
+    for label in [p[0] for p in PHASES] + ["pod lifetime (created -> deleted)"]:
+        cells = [statistics.median(run["tasks"][task][label] for run in runs) for task in tasks]
+        lines.append(f"| {label} | " + " | ".join(f"{c:.1f}" for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--cold", action="store_true", help="remove the images and Docker's build cache first")
+    parser.add_argument("--cold-tools", action="store_true", help="rebuild the cluster binaries, empty Go cache")
+    parser.add_argument("--no-local-stack", action="store_true", help="skip the LocalExecutor comparison")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
+    args = parser.parse_args()
+    started_docker = images.start_docker()
+    data: dict[str, Any] = {"setup": {}, "deploy": {}}
+    if args.cold_tools:
+        step("building the Kubernetes binaries and CoreDNS with an empty Go build cache (--cold-tools)")
+        for stamp in (".kubernetes-stamp", ".coredns-stamp"):
+            (cluster.BIN / stamp).unlink(missing_ok=True)
+        with tempfile.TemporaryDirectory(prefix="bench-gocache-") as cache:
+            env = {**os.environ, "GOCACHE": cache}
+            data["setup"]["make install: Kubernetes binaries + CoreDNS (empty Go build cache)"] = timed(
+                [str(ROOT / "scripts" / "bootstrap"), "cluster"], env=env
+            )[0]
+    try:
+        if args.cold:
+            step("removing the images and Docker's build cache (--cold)")
+            names = [s.image for s in images.standins().values()] + [images.APP_IMAGE]
+            images.docker("image", "rm", "--force", *names, check=False)
+            images.docker("builder", "prune", "--all", "--force", check=False)
+        label = "cold" if args.cold else "cached"
+        step(f"images ({label})")
+        data["setup"][f"make images ({label}: debootstrap, stand-ins, airflow-azblob:local)"] = timed(
+            [str(ROOT / "scripts" / "images"), "build"]
+        )[0]
+        data["setup"]["make images (cached)"] = timed([str(ROOT / "scripts" / "images"), "build"])[0]
+        step("cluster-up without the cluster's image cache")
+        cluster_cli("down", "--purge")
+        data["setup"]["make cluster-up (no image cache: imports the pause image)"] = cluster_cli("up")
+        step("deploy into the fresh cluster (every image imported)")
+        seconds, phases = deploy()
+        data["deploy"]["cold"] = {"seconds": seconds, "phases": phases}
+        data["setup"]["make cluster-down (with the release running)"] = cluster_cli("down")
+        step("cluster-up and deploy again, with the image cache")
+        data["setup"]["make cluster-up (image cache kept)"] = cluster_cli("up")
+        seconds, phases = deploy()
+        data["deploy"]["cached"] = {"seconds": seconds, "phases": phases}
+        step(f"{args.runs} runs of {DAG_ID} under the KubernetesExecutor")
+        data["runs"] = cluster_runs(args.runs)
+    finally:
+        cluster_cli("down")
+        if started_docker:
+            images.stop_docker()
+    if not args.no_local_stack:
+        step(f"{args.runs} runs of {DAG_ID} on the local stack (LocalExecutor)")
+        data["local_stack"] = local_stack_runs(args.runs)
+    text = report(data)
+    print(text)
+    if args.no_write:
+        return
+    DATA.write_text(json.dumps(data, indent=2) + "\n")
+    DOCS.write_text(
+        f"# Local cluster benchmark\n\nGenerated by `make bench-cluster` (scripts/bench_cluster.py"
+        f"{' --cold' if args.cold else ''}) on {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores: the local "
+        f"cluster of `make cluster-up` (Kubernetes {cluster_version()} as processes, containerd, one node), the "
+        f"chart with config/profiles/kind.yaml + local-cluster.yaml, Azurite and PostgreSQL in the cluster.\n"
+        f"Raw numbers: [cluster.json](cluster.json). The Kubernetes binaries themselves are built once by "
+        f"`make install` (see docs/cluster.md for those times).\n\n{text}\n"
+    )
+    print(f"wrote {DOCS} and {DATA}")
+
+
+def cluster_version() -> str:
+    text = (ROOT / "config" / "cluster" / "kubernetes" / "go.mod").read_text()
+    return next(line.split()[1] for line in text.splitlines() if line.strip().startswith("k8s.io/kubernetes "))
+
+
+if __name__ == "__main__":
+    main()
