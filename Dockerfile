@@ -59,8 +59,13 @@ RUN --mount=type=bind,source=requirements.txt,target=/tmp/requirements.txt \
     if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
     && pip install --no-cache-dir -r /tmp/requirements.txt --constraint "${AIRFLOW_CONSTRAINTS_LOCATION}"
 
-COPY include/ /opt/airflow/include/
+COPY --chown=airflow:0 include/ /opt/airflow/include/
 COPY --from=dags --chown=airflow:0 /dags/ /opt/airflow/dags/
+
+# Bytecode for everything a container imports, compiled once here. The official base image ships its packages
+# without .pyc files, and the chart's read-only root filesystem keeps every process from writing them: without
+# this step each component start, liveness probe and task pod compiles Airflow from source again.
+RUN python -m compileall -q -j 0 /home/airflow/.local/lib /opt/airflow/include
 
 # Airflow does not put AIRFLOW_HOME on sys.path: PYTHONPATH makes `include.*` importable in every container
 # (scheduler, dag-processor, triggerer, api-server, worker pods), which the XCom backend setting requires.

@@ -123,15 +123,8 @@ def port_forward(service: str, port: int) -> tuple[subprocess.Popen, int]:
          "port-forward", f"svc/{service}", f"{local}:{port}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    kind_smoke.wait_for("the port-forward", lambda: stack_port_open(local), timeout=30, interval=0.1)
+    kind_smoke.wait_for("the port-forward", lambda: cluster.port_open("127.0.0.1", local), timeout=30, interval=0.1)
     return process, local
-
-
-def stack_port_open(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def admin_password() -> str:
@@ -155,13 +148,13 @@ def cluster_runs(runs: int) -> list[dict[str, Any]]:
         for _ in range(runs):
             selector = f"{EXECUTOR_SELECTOR},dag_id={DAG_ID}"
             with PodWatch(cluster.PATHS.kubeconfig, NAMESPACE, selector) as watch:
-                started = time.monotonic()
+                started, triggered_at = time.monotonic(), time.time()
                 run_id = kind_smoke.run_dag(api, DAG_ID, timeout=600, interval=0.25)
                 wall = time.monotonic() - started
                 path = f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances"
                 tasks = {ti["task_id"]: ti for ti in api.call("GET", path)["task_instances"]}
                 pods = watch.wait_until_gone(count=len(tasks), timeout=180)
-            per_task = {}
+            per_task, timeline = {}, {}
             for pod in pods.values():
                 ti = tasks[pod.task_id]
                 events = {
@@ -171,7 +164,8 @@ def cluster_runs(runs: int) -> list[dict[str, Any]]:
                 }  # fmt: skip
                 per_task[pod.task_id] = {label: events[end] - events[begin] for label, begin, end in PHASES}
                 per_task[pod.task_id]["pod lifetime (created -> deleted)"] = pod.deleted - pod.created
-            results.append({"run_id": run_id, "trigger_to_success": wall, "tasks": per_task})
+                timeline[pod.task_id] = {name: at - triggered_at for name, at in events.items()}
+            results.append({"run_id": run_id, "trigger_to_success": wall, "tasks": per_task, "timeline": timeline})
     finally:
         forward.terminate()
     return results
@@ -184,6 +178,42 @@ def local_stack_runs(runs: int) -> list[float]:
 
 def stats(values: list[float]) -> str:
     return f"{min(values):.1f} | {statistics.median(values):.1f} | {max(values):.1f}"
+
+
+def task_phase_medians(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """Per phase: the median over runs of the mean over the run's tasks."""
+    labels = [p[0] for p in PHASES] + ["pod lifetime (created -> deleted)"]
+    return {
+        label: statistics.median(statistics.mean(t[label] for t in run["tasks"].values()) for run in runs)
+        for label in labels
+    }
+
+
+def comparison(before: dict[str, Any], after: dict[str, Any], label: str) -> str:
+    """A before/after table of the KubernetesExecutor figures (``before`` is an earlier cluster.json)."""
+    old, new = task_phase_medians(before["runs"]), task_phase_medians(after["runs"])
+    lines = [f"## Before and after: {label}", "", "| per task (mean of the tasks, median of the runs) | before s | "
+             "after s |", "|---|---:|---:|"]  # fmt: skip
+    lines += [f"| {name} | {old[name]:.2f} | {new[name]:.2f} |" for name in old]
+    wall = [statistics.median(r["trigger_to_success"] for r in data["runs"]) for data in (before, after)]
+    lines.append(f"| **{DAG_ID}: trigger -> success** | {wall[0]:.1f} | {wall[1]:.1f} |")
+    return "\n".join(lines)
+
+
+CHAIN = ("extract", "transform", "load")  # example_dataframe_pipeline runs its tasks one after another
+
+
+def critical_path(run: dict[str, Any]) -> dict[str, float]:
+    """The run's seconds from trigger to success, in order: scheduling gaps and each task queued -> ended."""
+    t = run["timeline"]
+    path = {"trigger -> extract queued (run created, scheduled)": t[CHAIN[0]]["queued"]}
+    for index, task in enumerate(CHAIN):
+        if index:
+            upstream = CHAIN[index - 1]
+            path[f"{upstream} ended -> {task} queued (scheduler)"] = t[task]["queued"] - t[upstream]["ended"]
+        path[f"{task}: queued -> ended (pod start, task)"] = t[task]["ended"] - t[task]["queued"]
+    path[f"{CHAIN[-1]} ended -> run success seen by the client"] = run["trigger_to_success"] - t[CHAIN[-1]]["ended"]
+    return path
 
 
 def report(data: dict[str, Any]) -> str:
@@ -204,7 +234,10 @@ def report(data: dict[str, Any]) -> str:
         lines.append(
             f"| LocalExecutor (`make up`, SQLite) | {len(data['local_stack'])} | {stats(data['local_stack'])} |"
         )
-    tasks = sorted({task for run in runs for task in run["tasks"]}, key=["extract", "transform", "load"].index)
+    paths = [critical_path(run) for run in runs]
+    lines += ["", "## The run's critical path (median over the runs)", "", "| span | seconds |", "|---|---:|"]
+    lines += [f"| {span} | {statistics.median(p[span] for p in paths):.1f} |" for span in paths[0]]
+    tasks = sorted({task for run in runs for task in run["tasks"]}, key=CHAIN.index)
     lines += ["", "## Where a KubernetesExecutor task's seconds go (median over the runs)", ""]
     lines += ["| phase | " + " | ".join(tasks) + " |", "|---|" + "---:|" * len(tasks)]
     for label in [p[0] for p in PHASES] + ["pod lifetime (created -> deleted)"]:
@@ -272,6 +305,8 @@ def main() -> None:
     parser.add_argument("--cold-tools", action="store_true", help="rebuild the cluster binaries, empty Go cache")
     parser.add_argument("--no-local-stack", action="store_true", help="skip the LocalExecutor comparison")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
+    parser.add_argument("--baseline", type=Path, help="a cluster.json of an earlier run to compare the runs with")
+    parser.add_argument("--baseline-label", default="the change", help="what changed since the baseline")
     args = parser.parse_args()
     data: dict[str, Any] = {"setup": {}, "deploy": {}}
     if args.cold_tools:
@@ -289,6 +324,8 @@ def main() -> None:
         step(f"{args.runs} runs of {DAG_ID} on the local stack (LocalExecutor)")
         data["local_stack"] = local_stack_runs(args.runs)
     text = report(data)
+    if args.baseline:
+        text += "\n\n" + comparison(json.loads(args.baseline.read_text()), data, args.baseline_label)
     print(text)
     if not args.no_write:
         flags = "".join(f" --{name.replace('_', '-')}" for name in ("cold", "cold_tools") if getattr(args, name))

@@ -1,7 +1,7 @@
 """Benchmark: one DataFrame XCom round trip (push + pull) through Blob Storage, five ways, on one Azurite.
 
     make bench                                  # 1M and 10M rows, writes docs/benchmarks/xcom.{md,png,json}
-    .venv/bin/python scripts/bench_xcom.py --rows 100000 --repeat 1 --no-write   # a quick look
+    .venv/bin/python scripts/bench_xcom.py --rows 100000 --repeat 1 --cold-repeat 1 --no-write   # a quick look
 
 Methods:
   backend   include/azblob_xcom_backend.WasbXComBackend (serialize_value + deserialize_value)
@@ -11,8 +11,11 @@ Methods:
   db        Airflow's default XCom serde (hex Parquet in JSON) encoded and decoded: what the metadata DB stores
             (serde only: the DB write and read themselves are not timed, so this is a lower bound)
 
-Each measurement runs in a fresh process: the DataFrame is built, the peak-RSS counter is reset
-(/proc/self/clear_refs), the round trip is timed, and the peak RSS above the pre-round-trip RSS is reported.
+Two views, each measurement in a fresh process with the peak-RSS counter reset (/proc/self/clear_refs):
+  cold   what a task pays: the first push (one process) and the first pull (another), with Airflow's task runtime
+         loaded but nothing of the method (imports, connection lookup, client, container checks count);
+         --cold-repeat rounds (default 5) with the methods alternating
+  warm   the transfer alone: a round trip after a small one warmed imports, client and container
 """
 
 from __future__ import annotations
@@ -66,67 +69,98 @@ def make_frame(rows: int):
     )
 
 
-# -------------------------------------------------------------------------------------- the round trips
+# ------------------------------------------------------------------------------- push and pull, each method
+# push(df, env) -> (handle, stored bytes): the handle is what the pulling task gets (the XCom value or a blob
+# name), passed on as text. pull(handle, env) -> the DataFrame back.
+
+IDS = {"key": "return_value", "dag_id": "bench", "task_id": "t", "map_index": -1}
 
 
-def run_backend(df, env: dict[str, str]) -> tuple[Any, int]:
+def push_backend(df, env: dict[str, str]) -> tuple[str, int]:
+    from include.azblob_xcom_backend import WasbXComBackend
+
+    ref = WasbXComBackend.serialize_value(df, **IDS, run_id=uuid.uuid4().hex)
+    return json.dumps(ref), ref["size_bytes"]
+
+
+def pull_backend(handle: str, env: dict[str, str]) -> Any:
     from types import SimpleNamespace
 
     from include.azblob_xcom_backend import WasbXComBackend
 
-    ids = {"key": "return_value", "dag_id": "bench", "task_id": "t", "run_id": "r", "map_index": -1}
-    ref = json.loads(json.dumps(WasbXComBackend.serialize_value(df, **ids)))
-    return WasbXComBackend.deserialize_value(SimpleNamespace(value=ref)), ref["size_bytes"]
+    return WasbXComBackend.deserialize_value(SimpleNamespace(value=json.loads(handle)))
 
 
-def run_floor(df, env: dict[str, str]) -> tuple[Any, int]:
+def _floor_container(env: dict[str, str]) -> Any:
+    from azure.storage.blob import BlobServiceClient
+
+    return BlobServiceClient.from_connection_string(env["BENCH_CONNECTION_STRING"]).get_container_client(CONTAINER)
+
+
+def push_floor(df, env: dict[str, str]) -> tuple[str, int]:
+    name = f"floor/{uuid.uuid4().hex}.parquet"
+    data = df.to_parquet(compression="zstd")
+    _floor_container(env).upload_blob(name, data)
+    return name, len(data)
+
+
+def pull_floor(handle: str, env: dict[str, str]) -> Any:
     import io
 
     import pandas as pd
-    from azure.storage.blob import BlobServiceClient
 
-    container = BlobServiceClient.from_connection_string(env["BENCH_CONNECTION_STRING"]).get_container_client(CONTAINER)
-    name = f"floor/{uuid.uuid4().hex}.parquet"
-    data = df.to_parquet(compression="zstd")
-    container.upload_blob(name, data)
-    back = pd.read_parquet(io.BytesIO(container.download_blob(name).readall()))
-    return back, len(data)
+    return pd.read_parquet(io.BytesIO(_floor_container(env).download_blob(handle).readall()))
 
 
-def run_csv(df, env: dict[str, str]) -> tuple[Any, int]:
+def push_csv(df, env: dict[str, str]) -> tuple[str, int]:
+    from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
+
+    name = f"csv/{uuid.uuid4().hex}.csv"
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp, "out.csv")
+        df.to_csv(out, index=False)
+        WasbHook(wasb_conn_id="wasb_default").load_file(str(out), CONTAINER, name)
+        return name, out.stat().st_size
+
+
+def pull_csv(handle: str, env: dict[str, str]) -> Any:
     import pandas as pd
     from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
-    hook = WasbHook(wasb_conn_id="wasb_default")
-    name = f"csv/{uuid.uuid4().hex}.csv"
     with tempfile.TemporaryDirectory() as tmp:
-        out, back_path = Path(tmp, "out.csv"), Path(tmp, "in.csv")
-        df.to_csv(out, index=False)
-        hook.load_file(str(out), CONTAINER, name)
-        hook.get_file(str(back_path), CONTAINER, name)
-        back = pd.read_csv(back_path)
-        stored = out.stat().st_size
-    return back, stored
+        path = Path(tmp, "in.csv")
+        WasbHook(wasb_conn_id="wasb_default").get_file(str(path), CONTAINER, handle)
+        return pd.read_csv(path)
 
 
-def run_commonio(df, env: dict[str, str]) -> tuple[Any, int]:
+def push_commonio(df, env: dict[str, str]) -> tuple[str, int]:
+    from airflow.providers.common.io.xcom.backend import XComObjectStorageBackend
+
+    stored = XComObjectStorageBackend.serialize_value(df, **IDS, run_id=uuid.uuid4().hex)
+    return json.dumps(stored), _blob_size(env, stored.split("@", 1)[1].split("/", 1)[1])
+
+
+def pull_commonio(handle: str, env: dict[str, str]) -> Any:
     from types import SimpleNamespace
 
     from airflow.providers.common.io.xcom.backend import XComObjectStorageBackend
 
-    ids = {"key": "return_value", "dag_id": "bench", "task_id": "t", "run_id": uuid.uuid4().hex, "map_index": -1}
-    stored = json.loads(json.dumps(XComObjectStorageBackend.serialize_value(df, **ids)))
-    back = XComObjectStorageBackend.deserialize_value(SimpleNamespace(value=stored))
-    return back, _blob_size(env, stored.split("@", 1)[1].split("/", 1)[1])
+    return XComObjectStorageBackend.deserialize_value(SimpleNamespace(value=json.loads(handle)))
 
 
-def run_db(df, env: dict[str, str]) -> tuple[Any, int]:
+def push_db(df, env: dict[str, str]) -> tuple[str, int]:
+    from airflow.sdk.bases.xcom import BaseXCom
+
+    row = json.dumps(BaseXCom.serialize_value(df))
+    return row, len(row)
+
+
+def pull_db(handle: str, env: dict[str, str]) -> Any:
     from types import SimpleNamespace
 
     from airflow.sdk.bases.xcom import BaseXCom
 
-    row = json.dumps(BaseXCom.serialize_value(df))
-    return BaseXCom.deserialize_value(SimpleNamespace(value=json.loads(row))), len(row)
+    return BaseXCom.deserialize_value(SimpleNamespace(value=json.loads(handle)))
 
 
 def _blob_size(env: dict[str, str], name: str) -> int:
@@ -136,7 +170,8 @@ def _blob_size(env: dict[str, str], name: str) -> int:
     return service.get_blob_client(CONTAINER, name).get_blob_properties().size
 
 
-RUNNERS = {"backend": run_backend, "floor": run_floor, "csv": run_csv, "commonio": run_commonio, "db": run_db}
+PUSH = {"backend": push_backend, "floor": push_floor, "csv": push_csv, "commonio": push_commonio, "db": push_db}
+PULL = {"backend": pull_backend, "floor": pull_floor, "csv": pull_csv, "commonio": pull_commonio, "db": pull_db}
 
 
 # ------------------------------------------------------------------------------------ one measurement
@@ -149,35 +184,64 @@ def rss_kb(field: str) -> int:
     raise RuntimeError(f"{field} missing from /proc/self/status")
 
 
-def measure(method: str, rows: int) -> dict[str, Any]:
-    """Runs in a fresh worker process: build the frame, reset the peak RSS, time one round trip."""
-    import gc
-
+def exact_copy(back: Any, df: Any) -> bool:
     import pandas as pd
 
-    df = make_frame(rows)
-    RUNNERS[method](make_frame(1000), dict(os.environ))  # warm imports, clients and the container
-    gc.collect()
-    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-    before = rss_kb("VmRSS")
-    started = time.perf_counter()
-    back, stored = RUNNERS[method](df, dict(os.environ))
-    seconds = time.perf_counter() - started
-    peak = rss_kb("VmHWM")
     try:
         pd.testing.assert_frame_equal(back, df, check_exact=True)
-        exact = back.attrs == df.attrs
     except AssertionError:
-        exact = False
+        return False
+    return back.attrs == df.attrs
+
+
+def reset_peak_rss() -> int:
+    """Collect garbage, reset the high-water mark (/proc/self/clear_refs) and return the current RSS in kB."""
+    import gc
+
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")
+    return rss_kb("VmRSS")
+
+
+def measure_warm(method: str, rows: int) -> dict[str, Any]:
+    """One round trip (push + pull) in a process that already pushed and pulled a small frame the same way."""
+    df = make_frame(rows)
+    env = dict(os.environ)
+    PULL[method](PUSH[method](make_frame(1000), env)[0], env)  # warm imports, clients and the container
+    before = reset_peak_rss()
+    started = time.perf_counter()
+    handle, stored = PUSH[method](df, env)
+    back = PULL[method](handle, env)
+    seconds = time.perf_counter() - started
     return {
-        "method": method,
-        "rows": rows,
-        "seconds": seconds,
-        "stored_bytes": stored,
-        "peak_rss_mb": (peak - before) / 1024,
-        "frame_mb": df.memory_usage(deep=True).sum() / 1e6,
-        "exact": exact,
-    }
+        "method": method, "rows": rows, "seconds": seconds, "stored_bytes": stored,
+        "peak_rss_mb": (rss_kb("VmHWM") - before) / 1024, "frame_mb": df.memory_usage(deep=True).sum() / 1e6,
+        "exact": exact_copy(back, df),
+    }  # fmt: skip
+
+
+def measure_cold(stage: str, method: str, rows: int, handle_file: Path) -> dict[str, Any]:
+    """The first push (or pull) of a task process: its DataFrame exists and Airflow's task runtime is loaded,
+    nothing of the method is (imports, connection lookup, client, container checks all count)."""
+    import airflow.sdk.execution_time.task_runner  # noqa: F401 - what every task process has loaded
+
+    df = make_frame(rows)
+    env = dict(os.environ)
+    before = reset_peak_rss()
+    started = time.perf_counter()
+    if stage == "push":
+        handle, stored = PUSH[method](df, env)
+        handle_file.write_text(handle)
+    else:
+        back = PULL[method](handle_file.read_text(), env)
+    seconds = time.perf_counter() - started
+    result = {"stage": stage, "method": method, "rows": rows, "seconds": seconds,
+              "peak_rss_mb": (rss_kb("VmHWM") - before) / 1024}  # fmt: skip
+    if stage == "push":
+        result["stored_bytes"] = stored
+    else:
+        result["exact"] = exact_copy(back, df)
+    return result
 
 
 # ------------------------------------------------------------------------------------------ the runner
@@ -199,40 +263,75 @@ def worker_env(connection_string: str) -> dict[str, str]:
     }
 
 
-def run_all(sizes: list[int], methods: list[str], repeat: int) -> list[dict[str, Any]]:
+def run_all(sizes: list[int], methods: list[str], repeat: int, cold_repeat: int) -> dict[str, list[dict[str, Any]]]:
+    """Warm round trips (best and median of ``repeat``) and cold pushes and pulls (``cold_repeat`` rounds, the
+    methods alternating within each round so a drift of the machine spreads over all of them)."""
+    from azure.storage.blob import BlobServiceClient
+
     from scripts.devstack.services import Azurite
 
-    results = []
+    warm, cold = [], []
     with tempfile.TemporaryDirectory() as home, Azurite() as azurite:
         env = {**worker_env(azurite.connection_string), "AIRFLOW_HOME": home}
-        from azure.storage.blob import BlobServiceClient
-
         BlobServiceClient.from_connection_string(azurite.connection_string).create_container(CONTAINER)
         for rows in sizes:
-            for method in methods:
-                runs = [_run_worker(method, rows, env) for _ in range(repeat)]
+            for method in methods if repeat else []:
+                runs = [_run_worker(env, "warm", method, rows) for _ in range(repeat)]
                 best = min(runs, key=lambda r: r["seconds"])
                 best["seconds_median"] = statistics.median(r["seconds"] for r in runs)
                 best["repeat"] = repeat
-                results.append(best)
+                warm.append(best)
                 print(_row(best), flush=True)
-    return results
+            rounds = [[_cold_pair(env, method, rows, home) for method in methods] for _ in range(cold_repeat)]
+            for index in range(len(methods) if cold_repeat else 0):
+                summary = _cold_summary([round_[index] for round_ in rounds])
+                cold.append(summary)
+                print(_cold_row(summary), flush=True)
+    return {"warm": warm, "cold": cold}
 
 
-def _run_worker(method: str, rows: int, env: dict[str, str]) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, __file__, "--worker", method, "--rows", str(rows)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+def _cold_pair(env: dict[str, str], method: str, rows: int, home: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    handle = Path(home, f"handle-{method}-{rows}")
+    push = _run_worker(env, "push", method, rows, handle)
+    pull = _run_worker(env, "pull", method, rows, handle)
+    handle.unlink()
+    return push, pull
+
+
+def _cold_summary(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
+    pushes = [push["seconds"] for push, _ in pairs]
+    pulls = [pull["seconds"] for _, pull in pairs]
+    totals = [a + b for a, b in zip(pushes, pulls, strict=True)]
+    first = pairs[0][0]
+    return {
+        "method": first["method"], "rows": first["rows"], "runs": len(pairs),
+        "push_min": min(pushes), "push_median": statistics.median(pushes),
+        "pull_min": min(pulls), "pull_median": statistics.median(pulls),
+        "total_min": min(totals), "total_median": statistics.median(totals),
+        "peak_rss_mb": max(max(push["peak_rss_mb"], pull["peak_rss_mb"]) for push, pull in pairs),
+        "stored_bytes": first["stored_bytes"], "exact": all(pull["exact"] for _, pull in pairs),
+    }  # fmt: skip
+
+
+def _run_worker(env: dict[str, str], mode: str, method: str, rows: int, handle: Path | None = None) -> dict[str, Any]:
+    argv = [sys.executable, __file__, "--worker", mode, method, "--rows", str(rows)]
+    if handle is not None:
+        argv += ["--handle", str(handle)]
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise RuntimeError(f"{method} at {rows:,} rows failed:\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"{mode} {method} at {rows:,} rows failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 # ------------------------------------------------------------------------------------------ the report
+
+WARM_HEADER = (
+    "| rows | method | best s | median s | stored MB | peak RSS MB | exact |\n|---:|---|---:|---:|---:|---:|:---:|"
+)
+COLD_HEADER = (
+    "| rows | method | push s (min / median) | pull s (min / median) | push + pull s (min / median) | "
+    "peak RSS MB | exact |\n|---:|---|---:|---:|---:|---:|:---:|"
+)
 
 
 def _row(r: dict[str, Any]) -> str:
@@ -242,7 +341,15 @@ def _row(r: dict[str, Any]) -> str:
     )
 
 
-def ratios(results: list[dict[str, Any]]) -> list[str]:
+def _cold_row(r: dict[str, Any]) -> str:
+    return (
+        f"| {r['rows']:>10,} | {LABELS[r['method']]:<50} | {r['push_min']:.2f} / {r['push_median']:.2f} | "
+        f"{r['pull_min']:.2f} / {r['pull_median']:.2f} | {r['total_min']:.2f} / {r['total_median']:.2f} | "
+        f"{r['peak_rss_mb']:.0f} | {'yes' if r['exact'] else 'no'} |"
+    )
+
+
+def warm_ratios(results: list[dict[str, Any]]) -> list[str]:
     lines = []
     for rows in sorted({r["rows"] for r in results}):
         by = {r["method"]: r for r in results if r["rows"] == rows}
@@ -259,33 +366,65 @@ def ratios(results: list[dict[str, Any]]) -> list[str]:
             for m in ("csv", "commonio")
             if m in by
         ]
-        lines.append(f"- {rows:,} rows: " + "; ".join(parts))
+        lines.append(f"- warm, {rows:,} rows: " + "; ".join(parts))
     return lines
 
 
-def write_docs(results: list[dict[str, Any]]) -> None:
+COLD_TARGETS = {1_000_000: 1.2, 10_000_000: 1.0}
+
+
+def cold_ratios(results: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for rows in sorted({r["rows"] for r in results}):
+        by = {r["method"]: r for r in results if r["rows"] == rows}
+        if "backend" not in by or "floor" not in by:
+            continue
+        ours, floor = by["backend"], by["floor"]
+        target = COLD_TARGETS.get(rows)
+        lines.append(
+            f"- cold, {rows:,} rows: push + pull {ours['total_median'] / floor['total_median']:.2f}x the floor's "
+            f"(median; min {ours['total_min'] / floor['total_min']:.2f}x)"
+            + (f" (target <= {target}x)" if target else "")
+            + f"; peak RSS {ours['peak_rss_mb'] / max(floor['peak_rss_mb'], 1):.2f}x the floor's (target <= 1x)"
+        )
+    return lines
+
+
+def write_docs(results: dict[str, list[dict[str, Any]]]) -> None:
     DOCS.mkdir(parents=True, exist_ok=True)
     (DOCS / "xcom.json").write_text(json.dumps(results, indent=2) + "\n")
-    frame_mb = {r["rows"]: r["frame_mb"] for r in results}
-    header = (
-        "| rows | method | best s | median s | stored MB | peak RSS MB | exact |\n"
-        "|---:|---|---:|---:|---:|---:|:---:|\n"
-    )
-    table = header + "\n".join(_row(r) for r in results)
+    warm, cold = results["warm"], results["cold"]
+    frame_mb = {r["rows"]: r["frame_mb"] for r in warm}
     sizes = ", ".join(f"{rows:,} rows = {mb:.1f} MB in memory" for rows, mb in frame_mb.items())
-    text = f"""# XCom round-trip benchmark
+    text = f"""# XCom benchmark: one DataFrame through Blob Storage
 
 Generated by `make bench` (scripts/bench_xcom.py) on {time.strftime("%Y-%m-%d")}: one DataFrame of 7 mixed
-columns (int, float, category, str, tz-aware datetime, nullable int, bool; {sizes}) pushed and pulled once
-through a local Azurite, each measurement in a fresh process; best and median of {results[0]["repeat"]} runs.
-Peak RSS is the process's memory high-water mark during the round trip above its RSS before it (the frame
-itself excluded). "exact" means `assert_frame_equal(check_exact=True)` and equal `attrs`.
-Machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}.
+columns (int, float, category, str, tz-aware datetime, nullable int, bool; {sizes}) pushed and pulled through a
+local Azurite. Machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}. Peak RSS is the process's memory
+high-water mark above its RSS before the measured call (the frame itself excluded). "exact" means
+`assert_frame_equal(check_exact=True)` and equal `attrs`.
 
-{table}
+## Cold: what a task pays
 
-Against the targets:
-{chr(10).join(ratios(results))}
+Each push and each pull in a fresh process, as in a real DAG (the pushing and the pulling task are different
+processes): the frame exists and Airflow's task runtime is imported, nothing of the method is, so imports, the
+connection lookup, the client and any container check count. {cold[0]["runs"] if cold else 0} rounds, the methods
+alternating within each round.
+
+{COLD_HEADER}
+{chr(10).join(_cold_row(r) for r in cold)}
+
+{chr(10).join(cold_ratios(cold))}
+
+## Warm: the transfer alone
+
+One round trip in a process that already pushed and pulled a small frame the same way (imports, client and
+container warm); best and median of {warm[0]["repeat"] if warm else 0} runs, each in a fresh process.
+
+{WARM_HEADER}
+{chr(10).join(_row(r) for r in warm)}
+
+{chr(10).join(warm_ratios(warm))}
 
 ![round-trip seconds](xcom.png)
 
@@ -301,25 +440,29 @@ and decoded in memory; its "stored MB" is the size of the JSON a metadata-DB row
     print(f"wrote {DOCS / 'xcom.md'}, xcom.png and xcom.json")
 
 
-def plot(results: list[dict[str, Any]], path: Path) -> None:
+def plot(results: dict[str, list[dict[str, Any]]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sizes = sorted({r["rows"] for r in results})
-    fig, axes = plt.subplots(1, len(sizes), figsize=(7 * len(sizes), 4), squeeze=False)
-    for ax, rows in zip(axes[0], sizes, strict=True):
-        rs = [r for r in results if r["rows"] == rows]
-        colors = ["#1f77b4" if r["method"] == "backend" else "#7f7f7f" for r in rs]
-        bars = ax.barh([LABELS[r["method"]] for r in rs], [r["seconds"] for r in rs], color=colors)
-        ax.bar_label(bars, labels=[f"{r['seconds']:.2f} s" for r in rs], padding=3)
+    panels = [("warm round trip", r, r["seconds"]) for r in results["warm"]]
+    panels += [("cold push + pull (median)", r, r["total_median"]) for r in results["cold"]]
+    keys = sorted(
+        {(kind, r["rows"]) for kind, r, _ in panels}, key=lambda k: (k[0] != "cold push + pull (median)", k[1])
+    )
+    fig, axes = plt.subplots(1, len(keys), figsize=(6 * len(keys), 4), squeeze=False)
+    for ax, (kind, rows) in zip(axes[0], keys, strict=True):
+        rs = [(r, seconds) for k, r, seconds in panels if k == kind and r["rows"] == rows]
+        colors = ["#1f77b4" if r["method"] == "backend" else "#7f7f7f" for r, _ in rs]
+        bars = ax.barh([LABELS[r["method"]] for r, _ in rs], [s for _, s in rs], color=colors)
+        ax.bar_label(bars, labels=[f"{s:.2f} s" for _, s in rs], padding=3)
         ax.set_xscale("log")
         ax.invert_yaxis()
-        ax.set_title(f"{rows:,} rows")
-        ax.set_xlabel("round trip seconds (log scale)")
+        ax.set_title(f"{kind}, {rows:,} rows")
+        ax.set_xlabel("seconds (log scale)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
@@ -327,20 +470,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
-    parser.add_argument("--repeat", type=int, default=3, help="runs per method and size (best and median)")
-    parser.add_argument("--no-write", action="store_true", help="print the table only; leave docs/ alone")
+    parser.add_argument("--repeat", type=int, default=3, help="warm runs per method and size (0: no warm runs)")
+    parser.add_argument("--cold-repeat", type=int, default=5, help="cold rounds per size (0: no cold runs)")
+    parser.add_argument("--no-write", action="store_true", help="print the tables only; leave docs/ alone")
     parser.add_argument("--replot", action="store_true", help="rewrite docs/ from the saved xcom.json, no runs")
-    parser.add_argument("--worker", choices=METHODS, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=2, metavar=("MODE", "METHOD"), help=argparse.SUPPRESS)
+    parser.add_argument("--handle", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(measure(args.worker, args.rows[0])))
+        mode, method = args.worker
+        result = (
+            measure_warm(method, args.rows[0])
+            if mode == "warm"
+            else measure_cold(mode, method, args.rows[0], args.handle)
+        )
+        print(json.dumps(result))
         return
     if args.replot:
         write_docs(json.loads((DOCS / "xcom.json").read_text()))
         return
-    print("| rows | method | best s | median s | stored MB | peak RSS MB | exact |")
-    results = run_all(args.rows, args.methods, args.repeat)
-    print("\n".join(ratios(results)))
+    results = run_all(args.rows, args.methods, args.repeat, args.cold_repeat)
+    print("\n".join(warm_ratios(results["warm"]) + cold_ratios(results["cold"])))
     if not args.no_write:
         write_docs(results)
 

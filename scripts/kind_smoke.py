@@ -194,16 +194,19 @@ def run_dag(api: Api, dag_id: str, *, timeout: float, interval: float = 2.0) -> 
     return run_id
 
 
-def show_tasks(api: Api, dag_id: str, run_id: str) -> None:
-    """Print each task's state and the XComs it stored (the raw DB value: our readable reference for big ones)."""
+def show_tasks(api: Api, dag_id: str, run_id: str) -> list[str]:
+    """Print each task's state and the XComs it stored (the raw DB value: our readable reference for big ones);
+    return the task ids."""
     run_path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
-    for ti in api.call("GET", f"{run_path}/taskInstances").get("task_instances", []):
+    task_instances = api.call("GET", f"{run_path}/taskInstances").get("task_instances", [])
+    for ti in task_instances:
         print(f"    task {ti['task_id']}: {ti['state']}")
         entries = api.call("GET", f"{run_path}/taskInstances/{ti['task_id']}/xcomEntries").get("xcom_entries", [])
         for entry in entries:
             path = f"{run_path}/taskInstances/{ti['task_id']}/xcomEntries/{quote(entry['key'], safe='')}"
             value = api.call("GET", path).get("value")
             print(f"      xcom {entry['key']}: {xcom_text(value)}")
+    return [ti["task_id"] for ti in task_instances]
 
 
 def xcom_text(value: Any, limit: int = 300) -> str:
@@ -238,17 +241,37 @@ def run_blobs(azurite_url: str, dag_id: str, run_id: str) -> list[tuple[str, str
     return found
 
 
-def show_blobs(azurite_url: str, dag_id: str, run_id: str) -> None:
-    """Print the run's blobs and the head of one task log; fail when XCom or log blobs are missing."""
-    blobs = run_blobs(azurite_url, dag_id, run_id)
+LOG_UPLOAD_BOUND_S = 60
+
+
+def show_blobs(azurite_url: str, dag_id: str, run_id: str, task_ids: list[str]) -> None:
+    """Print the run's blobs and the head of one task log; fail when XCom or log blobs are missing.
+
+    A task's log reaches Blob after the task reported its state (its supervisor uploads it once the task process
+    has exited), so the last task's log may trail the run's success: wait for every task's log, within a bound.
+    """
+
+    def logged() -> list[tuple[str, str, int]] | None:
+        found = run_blobs(azurite_url, dag_id, run_id)
+        names = [name for _, name, _ in found if name.endswith(".log")]
+        return found if all(any(f"task_id={task}/" in name for name in names) for task in task_ids) else None
+
+    try:
+        blobs = wait_for("a log blob of every task", logged, timeout=LOG_UPLOAD_BOUND_S, interval=1)
+    except SmokeError:
+        blobs = run_blobs(azurite_url, dag_id, run_id)
     logs = [blob for blob in blobs if blob[1].endswith(".log")]
     xcoms = [blob for blob in blobs if not blob[1].endswith(".log")]
     for container, name, size in blobs:
         print(f"    blob {container}/{name} ({size} bytes)")
     if not xcoms:
         raise SmokeError(f"no XCom blob of run {run_id} in Azurite {azurite_url}: did the XCom backend offload?")
-    if not logs:
-        raise SmokeError(f"no task log blob of run {run_id} in Azurite {azurite_url}: is remote logging on?")
+    missing = [task for task in task_ids if not any(f"task_id={task}/" in name for _, name, _ in logs)]
+    if missing:
+        raise SmokeError(
+            f"no log blob of task(s) {', '.join(missing)} of run {run_id} in Azurite {azurite_url} within "
+            f"{LOG_UPLOAD_BOUND_S} s: is remote logging on?"
+        )
     service = blob_service(azurite_url)
     container, name, _ = logs[0]
     text = service.get_blob_client(container, name).download_blob().readall().decode(errors="replace")
@@ -262,11 +285,11 @@ def smoke(args: argparse.Namespace, kube: Kube) -> None:
     api = Api(args.api_url, dry_run=args.dry_run)
     api.authenticate(username, password)
     run_id = run_dag(api, args.dag_id, timeout=args.timeout)
-    show_tasks(api, args.dag_id, run_id)
+    task_ids = show_tasks(api, args.dag_id, run_id)
     if args.dry_run:
         print(f"+ list blobs of {args.dag_id} {run_id} in every container of {args.azurite_url}")
         return
-    show_blobs(args.azurite_url, args.dag_id, run_id)
+    show_blobs(args.azurite_url, args.dag_id, run_id, task_ids)
     print(f"==> smoke test passed: {args.dag_id} run {run_id} succeeded, XCom and log blobs are in Azurite")
 
 

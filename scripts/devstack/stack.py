@@ -527,9 +527,9 @@ def cmd_demo(settings: Settings, dag_id: str) -> int:
     step(f"triggering {dag_id} on {settings.api_url}")
     run_id = kind_smoke.run_dag(api, dag_id, timeout=600)
     step("task states and the XComs stored in the metadata DB")
-    kind_smoke.show_tasks(api, dag_id, run_id)
+    task_ids = kind_smoke.show_tasks(api, dag_id, run_id)
     step(f"blobs of run {run_id} in Azurite ({settings.azurite_url})")
-    kind_smoke.show_blobs(settings.azurite_url, dag_id, run_id)
+    kind_smoke.show_blobs(settings.azurite_url, dag_id, run_id, task_ids)
     return 0
 
 

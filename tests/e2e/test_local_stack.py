@@ -31,6 +31,7 @@ pytestmark = pytest.mark.slow
 DAG_ID = "e2e_blob_pipeline"
 LOCAL_STACK = ROOT / "scripts" / "local-stack"
 REGISTER_BOUND_S = 120  # GitDagBundle refresh (10 s) + dag-processor parse loop + slack for a loaded CI machine
+LOG_UPLOAD_BOUND_S = 60  # the supervisor uploads a task's log after the task has reported its state
 RUN_BOUND_S = 300
 
 
@@ -162,11 +163,20 @@ def test_the_xcom_row_holds_a_reference_to_a_blob_that_records_the_ids(stack):
 def test_task_logs_are_in_blob_and_served_by_the_api_after_local_files_are_gone(stack):
     run_id = stack.facts["run_id"]
     logs = stack.blobs.get_container_client("airflow-logs")
-    names = [b.name for b in logs.list_blobs(name_starts_with=f"logs/dag_id={DAG_ID}/run_id={run_id}/")]
-    assert {n.rsplit("/", 2)[-2] + "/" + n.rsplit("/", 1)[-1] for n in names} >= {
+    prefix = f"logs/dag_id={DAG_ID}/run_id={run_id}/"
+    expected = {
         "task_id=extract/attempt=1.log", "task_id=check/attempt=1.log", "task_id=flaky/attempt=1.log",
         "task_id=flaky/attempt=2.log",
     }  # fmt: skip
+
+    def uploaded() -> set[str]:
+        return {b.name.removeprefix(prefix) for b in logs.list_blobs(name_starts_with=prefix)}
+
+    # Airflow marks a task done (and with the last one the run) before the task's supervisor uploads its log, so
+    # the last log lands in Blob a moment after the run succeeded: wait for it, within a bound.
+    kind_smoke.wait_for(
+        "every task log in Blob", lambda: uploaded() >= expected, timeout=LOG_UPLOAD_BOUND_S, interval=0.5
+    )
     local = stack.state / "airflow" / "logs" / f"dag_id={DAG_ID}"
     assert local.exists()
     shutil.rmtree(local)

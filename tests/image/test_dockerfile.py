@@ -53,7 +53,7 @@ def test_the_ca_bundle_is_a_build_secret_pip_trusts_and_never_a_layer() -> None:
 
 def test_include_is_copied_to_opt_airflow_and_on_pythonpath() -> None:
     dockerfile = parse()
-    assert (["include/"], "/opt/airflow/include/", {}) in dockerfile.copies
+    assert (["include/"], "/opt/airflow/include/", {"chown": "airflow:0"}) in dockerfile.copies
     assert dockerfile.env["PYTHONPATH"] == "/opt/airflow"
     assert dockerfile.env["AIRFLOW__CORE__XCOM_BACKEND"] == "include.azblob_xcom_backend.WasbXComBackend"
 
@@ -97,3 +97,10 @@ def test_dockerignore_admits_every_build_input_and_nothing_heavy() -> None:
     for path in inputs:
         assert f"!{path}" in rules, f".dockerignore must admit {path}"
         assert (ROOT / path).exists() or path == "dags/", f"build input {path} is missing from the repository"
+
+
+def test_everything_the_image_imports_is_compiled_to_bytecode_at_build_time() -> None:
+    runs = parse().final_values("RUN")
+    [compile_run] = [run for run in runs if "compileall" in run]
+    assert "/home/airflow/.local/lib" in compile_run
+    assert "/opt/airflow/include" in compile_run

@@ -98,3 +98,20 @@ def test_labels_name_the_base_image_and_the_commit_it_was_built_from() -> None:
     assert labels["org.opencontainers.image.base.name"] == standins()["airflow"].image
     assert labels["org.opencontainers.image.revision"] == vcs_ref()
     assert labels["org.opencontainers.image.version"] == parse().args["AIRFLOW_VERSION"]
+
+
+def test_every_module_of_the_venv_and_include_has_bytecode_the_read_only_root_needs() -> None:
+    # The chart mounts the root filesystem read-only: a module without its .pyc is compiled at every import.
+    code = (
+        "import importlib.util, pathlib, sys\n"
+        "roots = [pathlib.Path(p) for p in sys.argv[1:]]\n"
+        "sources = [p for root in roots for p in root.rglob('*.py')]\n"
+        "missing = [str(p) for p in sources if not pathlib.Path(importlib.util.cache_from_source(str(p))).exists()]\n"
+        "print(len(sources), len(missing), missing[:5])"
+    )
+    site = "/home/airflow/.local/lib"
+    done = run_image("python", "-c", code, site, "/opt/airflow/include")
+    assert done.returncode == 0, done.stderr
+    sources, missing, examples = done.stdout.strip().splitlines()[-1].split(" ", 2)
+    assert int(sources) > 10_000
+    assert int(missing) == 0, examples

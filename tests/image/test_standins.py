@@ -112,6 +112,11 @@ def test_an_arbitrary_uid_in_group_0_gets_a_passwd_entry_and_the_airflow_home() 
     assert "Run the image with GID 0" in refused.stderr
 
 
+def test_the_virtualenv_ships_no_bytecode_like_the_official_image() -> None:
+    done = airflow("bash", "-c", "find /home/airflow/.local -name '*.pyc' | wc -l", env=NO_DB_WAIT)
+    assert done.stdout.strip() == "0"
+
+
 def test_git_is_installed_for_gitdagbundle() -> None:
     assert airflow("bash", "-c", "git --version", env=NO_DB_WAIT).stdout.startswith("git version")
 
