@@ -452,16 +452,41 @@ def inline_size(serialized: Any) -> int:
 # ------------------------------------------------------------------------------------------- blob transfer
 
 
+CONNECTION_STRING_KEYS = ("connection_string", "extra__wasb__connection_string")
+
+
+def connection_string_only(conn_id: str) -> str | None:
+    """The connection string of a connection that holds nothing but one (Azurite, account keys), else None.
+
+    For such a connection WasbHook would build the very same client (``from_connection_string``), but importing
+    the hook costs each task's first XCom about 0.3 s more than azure-storage-blob alone (it also loads
+    azure.identity and the provider): docs/benchmarks/xcom.md, cold. Any other connection goes through the hook.
+    """
+    from airflow.sdk.bases.hook import BaseHook
+
+    extra = BaseHook.get_connection(conn_id).extra_dejson or {}
+    if len(extra) == 1:
+        [(key, value)] = extra.items()
+        if key in CONNECTION_STRING_KEYS and value:
+            return value
+    return None
+
+
 @lru_cache(maxsize=8)
 def service_client(conn_id: str) -> BlobServiceClient:
-    """One BlobServiceClient per connection and process, built by WasbHook from the Airflow connection (also used
-    by the retention sweep, so both reach storage the same way)."""
-    from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
+    """One BlobServiceClient per connection and process, built from the Airflow connection as WasbHook builds it
+    (also used by the retention sweep, so both reach storage the same way)."""
+    if connection_string := connection_string_only(conn_id):
+        from azure.storage.blob import BlobServiceClient
 
-    client = WasbHook(wasb_conn_id=conn_id).blob_service_client
+        client = BlobServiceClient.from_connection_string(connection_string)
+    else:
+        from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
+
+        client = WasbHook(wasb_conn_id=conn_id).blob_service_client
     # The SDK moves a blob above 64 MiB in 4 MiB blocks and reads it in 4 MiB chunks: 32 MiB halves the transfer
     # time of a large DataFrame (docs/benchmarks/xcom.md). These are the SDK's max_block_size/max_chunk_get_size
-    # client settings; the hook builds the client, so they are set on its configuration (shared by its blob clients).
+    # client settings, set on the client's configuration (shared by its blob clients) however it was built.
     client._config.max_block_size = TRANSFER_BLOCK_BYTES
     client._config.max_chunk_get_size = TRANSFER_BLOCK_BYTES
     return client

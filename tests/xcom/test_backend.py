@@ -10,6 +10,8 @@ import datetime as dt
 import hashlib
 import json
 import re
+import subprocess
+import sys
 import uuid
 from types import SimpleNamespace
 from typing import Any
@@ -243,6 +245,28 @@ def test_account_url_and_credential_connection_works_without_code_changes(xcom_e
     monkeypatch.setenv("AIRFLOW__AZBLOB_XCOM__CONN_ID", "wasb_account_url")
     df = rich_frame(3000)
     pd.testing.assert_frame_equal(pull(push(df)), df)
+
+
+def client_in_fresh_process(conn_id: str) -> bool:
+    """Build the backend's client for ``conn_id`` in a fresh process, list the containers through it, and tell
+    whether that imported the WASB hook."""
+    code = (
+        "import sys, include.azblob_xcom_backend as b\n"
+        f"list(b.service_client({conn_id!r}).list_containers())\n"
+        "print('airflow.providers.microsoft.azure.hooks.wasb' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_a_connection_string_connection_is_served_without_importing_the_wasb_hook(xcom_env, azurite, monkeypatch):
+    """A task's first XCom pays for the imports: a bare connection string needs only azure-storage-blob, while a
+    connection with any other setting goes through WasbHook, which knows them all."""
+    assert not client_in_fresh_process("wasb_default")
+    extra = {"connection_string": azurite.connection_string, "proxies": {}}
+    monkeypatch.setenv("AIRFLOW_CONN_WASB_WITH_PROXIES", json.dumps({"conn_type": "wasb", "extra": extra}))
+    assert client_in_fresh_process("wasb_with_proxies")
 
 
 # ------------------------------------------------------------------------------------------ error paths
