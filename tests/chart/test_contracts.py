@@ -5,11 +5,8 @@ it is used; the image paths the Dockerfile creates."""
 from __future__ import annotations
 
 import configparser
-import re
 
-import pytest
-
-from scripts.devstack.services import ROOT
+from tests.image.dockerfile import parse
 from tests.support.helm import FULLNAME, Manifest, all_containers, env_of, render
 
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -144,13 +141,16 @@ def test_components_with_db_access_share_the_metadata_connection_secret(any_rend
     assert len(refs) == 1
 
 
+def copy_target(source: str, stage: str | None = None) -> str:
+    """Where the Dockerfile's final stage copies ``source`` (from the build context, or from ``stage``)."""
+    targets = [t for sources, t, flags in parse().copies if source in sources and flags.get("from") == stage]
+    assert len(targets) == 1, f"expected one COPY of {source} in the Dockerfile's final stage, found {targets}"
+    return targets[0].rstrip("/")
+
+
 def test_image_paths_match_the_dockerfile(any_render: Manifest) -> None:
-    dockerfile = ROOT / "Dockerfile"
-    if not dockerfile.exists():
-        pytest.fail("Dockerfile is missing: the chart assumes include/ at /opt/airflow/include and PYTHONPATH")
-    text = dockerfile.read_text()
-    pythonpath = re.search(r"^ENV PYTHONPATH=(\S+)", text, re.MULTILINE)[1]
-    include_target = re.search(r"^COPY include/ (\S+)", text, re.MULTILINE)[1].rstrip("/")
+    pythonpath = parse().env["PYTHONPATH"]
+    include_target = copy_target("include/")
     backend_module = cfg(any_render)["core"]["xcom_backend"].rsplit(".", 1)[0]
     if backend_module.startswith("include."):
         assert f"{pythonpath}/{backend_module.split('.')[0]}" == include_target
@@ -161,8 +161,7 @@ def test_image_paths_match_the_dockerfile(any_render: Manifest) -> None:
 
 
 def test_image_mode_reads_the_folder_the_dockerfile_bakes_dags_into() -> None:
-    text = (ROOT / "Dockerfile").read_text()
-    baked = re.search(r"^COPY --from=dags \S* ?\S+ (\S+)", text, re.MULTILINE)[1].rstrip("/")
+    baked = copy_target("/dags/", stage="dags")
     assert cfg(render({"dags.mode": "image"}))["core"]["dags_folder"] == baked
 
 
