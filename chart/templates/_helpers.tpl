@@ -116,6 +116,18 @@ gitSync: <root>/<link>/<subPath>; image and gitBundle: the image's folder (GitDa
 
 {{/* -------------------------------------------------------------------------------------- endpoints */}}
 
+{{/* The log server a component runs for the api-server, as (dict "port" ...), or nothing: the triggerer always
+(its triggers' logs), the scheduler with the LocalExecutor (its tasks' logs). The port is airflow.cfg's own setting.
+Call with (dict "root" $ "component" ...). */}}
+{{- define "airflow-azblob.logServer" -}}
+{{- $logging := .root.Values.config.logging | default dict -}}
+{{- if eq .component "triggerer" -}}
+port: {{ dig "trigger_log_server_port" 8794 $logging | int }}
+{{- else if and (eq .component "scheduler") (eq .root.Values.executor "LocalExecutor") -}}
+port: {{ dig "worker_log_server_port" 8793 $logging | int }}
+{{- end -}}
+{{- end -}}
+
 {{- define "airflow-azblob.apiServerServiceName" -}}
 {{- include "airflow-azblob.componentName" (dict "root" . "component" "api-server") -}}
 {{- end -}}
@@ -288,6 +300,7 @@ api_auth:
   jwt_secret: secrets.jwtSecret.existingSecret
 database:
   sql_alchemy_conn: database.existingSecret
+  sql_alchemy_conn_async: database.existingSecretAsyncKey
 dag_processor:
   dag_bundle_config_list: dags.mode gitBundle and dags.gitBundle.*
 {{- end -}}
@@ -406,6 +419,9 @@ dag_processor:
 {{- if and (not $v.postgresql.enabled) (not $v.database.existingSecret) -}}
 {{- fail "postgresql.enabled is false and no metadata database is configured: set database.existingSecret to a Secret holding the SQLAlchemy URL (key: database.existingSecretKey)." -}}
 {{- end -}}
+{{- if and $v.database.existingSecretAsyncKey (or $v.postgresql.enabled (not $v.database.existingSecret)) -}}
+{{- fail "database.existingSecretAsyncKey is set but the metadata DB is not your own: it names a key of database.existingSecret; set postgresql.enabled=false and database.existingSecret, or clear database.existingSecretAsyncKey." -}}
+{{- end -}}
 {{- if and (not $v.auth.existingSecret) (not $v.auth.users) -}}
 {{- fail "auth.users is empty: set auth.users to at least one user:role pair (e.g. admin:admin)." -}}
 {{- end -}}
@@ -475,6 +491,16 @@ Components: api-server, scheduler, dag-processor, triggerer, worker, db-migrate,
     secretKeyRef:
       name: {{ include "airflow-azblob.metadataSecretName" $root }}
       key: {{ include "airflow-azblob.metadataSecretKey" $root }}
+{{- if $v.database.existingSecretAsyncKey }}
+- name: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "airflow-azblob.metadataSecretName" $root }}
+      key: {{ $v.database.existingSecretAsyncKey }}
+{{- else }}
+- name: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC_CMD
+  value: python -m include.metadata_db_url
+{{- end }}
 - name: AIRFLOW__CORE__FERNET_KEY
   valueFrom:
     secretKeyRef:
@@ -735,10 +761,10 @@ spec:
           image: {{ include "airflow-azblob.airflowImage" $root }}
           imagePullPolicy: {{ $root.Values.images.airflow.pullPolicy }}
           args: {{ toJson .args }}
-          {{- if eq .component "triggerer" }}
+          {{- with include "airflow-azblob.logServer" $ctx | fromYaml }}
           ports:
             - name: logs
-              containerPort: 8794
+              containerPort: {{ .port }}
           {{- end }}
           env:
             {{- include "airflow-azblob.airflowEnv" $ctx | nindent 12 }}

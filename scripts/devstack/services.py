@@ -150,13 +150,17 @@ class Postgres:
 
     PostgreSQL refuses to run as root: as root the server runs as Debian's ``postgres`` system user, which then owns
     ``data_dir``. Trust authentication on loopback only: a development database, never a production one.
+    ``tls`` (certificate, key) turns SSL on, so clients can connect the way a cloud database demands.
     """
 
     USER = "airflow"
     DATABASE = "airflow"
 
-    def __init__(self, port: int | None = None, data_dir: Path | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, data_dir: Path | None = None, tls: tuple[Path, Path] | None = None
+    ) -> None:
         self.port = port or free_port()
+        self.tls = tls
         self._own_dir = data_dir is None
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="postgres-"))
         self.bindir = postgres_bindir()
@@ -197,6 +201,27 @@ class Postgres:
                         f"be searchable by it (chmod o+x), or choose a data directory elsewhere."
                     )
                 raise RuntimeError(f"initdb failed for {cluster}: {result.stderr.strip()}{hint}")
+        if self.tls:
+            self._install_tls()
+
+    def _install_tls(self) -> None:
+        """Copy the certificate and key where the server user owns them (it refuses a key others can read)."""
+        for source, target in zip(self.tls, self._tls_files, strict=True):
+            shutil.copyfile(source, target)
+            target.chmod(0o600)
+            if os.geteuid() == 0:
+                shutil.chown(target, "postgres")
+
+    @property
+    def _tls_files(self) -> tuple[Path, Path]:
+        return self.data_dir / "server.crt", self.data_dir / "server.key"
+
+    def _server_options(self) -> list[str]:
+        options = ["-c", "listen_addresses=127.0.0.1", "-k", str(self.data_dir / "socket")]
+        if self.tls:
+            cert, key = self._tls_files
+            options += ["-c", "ssl=on", "-c", f"ssl_cert_file={cert}", "-c", f"ssl_key_file={key}"]
+        return options
 
     def start(self, timeout: float = 60) -> Postgres:
         self._prepare()
@@ -209,10 +234,7 @@ class Postgres:
                     str(self.data_dir / "cluster"),
                     "-p",
                     str(self.port),
-                    "-c",
-                    "listen_addresses=127.0.0.1",
-                    "-k",
-                    str(self.data_dir / "socket"),
+                    *self._server_options(),
                 ]
             ),
             stdout=log,

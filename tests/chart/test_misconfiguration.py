@@ -46,6 +46,18 @@ CASES = {
         "set azure.workloadIdentity.clientId",
     ),
     "postgresql off without a database secret": ({"postgresql.enabled": False}, "set database.existingSecret"),
+    "async db key without a database secret": (
+        {"database.existingSecretAsyncKey": "async-connection"},
+        "set postgresql.enabled=false and database.existingSecret",
+    ),
+    "async db key beside the in-release postgresql": (
+        {"database.existingSecret": "db", "database.existingSecretAsyncKey": "async-connection"},
+        "set postgresql.enabled=false and database.existingSecret",
+    ),
+    "async db url set in config": (
+        {"config": {"database": {"sql_alchemy_conn_async": "postgresql+asyncpg://x"}}},
+        "set database.existingSecretAsyncKey",
+    ),
     "no users": ({"auth.users": []}, "set auth.users"),
     "executor set in config": ({"config": {"core": {"executor": "LocalExecutor"}}}, "set executor instead"),
     "execution api url set in config": (

@@ -141,6 +141,36 @@ def test_network_policies_restrict_database_and_storage_to_airflow_pods() -> Non
     assert manifest.get("NetworkPolicy", "api-server")["spec"]["ingress"][0]["ports"][0]["port"] == 8080
 
 
+@pytest.mark.parametrize(
+    ("executor", "serving"),
+    [("KubernetesExecutor", {"triggerer": "trigger_log_server_port"}),
+     ("LocalExecutor", {"triggerer": "trigger_log_server_port", "scheduler": "worker_log_server_port"})],
+)  # fmt: skip
+@pytest.mark.parametrize("ports", [{}, {"worker_log_server_port": 9793, "trigger_log_server_port": 9794}])
+def test_the_api_server_reaches_every_log_server_on_the_port_airflow_cfg_names(
+    executor: str, serving: dict[str, str], ports: dict[str, int]
+) -> None:
+    """Running tasks' logs: the api-server fetches them from the scheduler (LocalExecutor) and the triggerer."""
+    manifest = render({"networkPolicies.enabled": True, "executor": executor, "config": {"logging": ports}})
+    from airflow.configuration import AirflowConfigParser  # Airflow's defaults for the ports the chart leaves unset
+
+    cfg = AirflowConfigParser()
+    cfg.read_string(manifest.airflow_cfg())
+    api_server = manifest.get("Deployment", "api-server")["spec"]["template"]["metadata"]["labels"]
+    for component in ("scheduler", "dag-processor", "triggerer"):
+        container = manifest.get("Deployment", component)["spec"]["template"]["spec"]["containers"][0]
+        ingress = manifest.get("NetworkPolicy", component)["spec"]["ingress"]
+        if component not in serving:
+            assert (ingress, container.get("ports")) == ([], None), component
+            continue
+        port = cfg.getint("logging", serving[component])
+        assert container["ports"] == [{"name": "logs", "containerPort": port}], component
+        (rule,) = ingress
+        assert rule["ports"] == [{"port": port, "protocol": "TCP"}], component
+        (source,) = rule["from"]
+        assert source["podSelector"]["matchLabels"].items() <= api_server.items(), component
+
+
 def test_network_policy_selectors_match_the_pods_they_protect() -> None:
     manifest = render({"networkPolicies.enabled": True})
     for policy in manifest.of_kind("NetworkPolicy"):

@@ -12,6 +12,7 @@ import pytest
 from scripts.devcluster.images import APP_IMAGE, standins, vcs_ref
 from tests.image.dockerfile import ROOT, parse
 from tests.support.containers import docker
+from tests.support.helm import env_of, render
 
 pytestmark = pytest.mark.slow
 BACKEND = "include.azblob_xcom_backend.WasbXComBackend"
@@ -115,3 +116,14 @@ def test_every_module_of_the_venv_and_include_has_bytecode_the_read_only_root_ne
     sources, missing, examples = done.stdout.strip().splitlines()[-1].split(" ", 2)
     assert int(sources) > 10_000
     assert int(missing) == 0, examples
+
+
+def test_airflow_in_the_image_derives_the_async_db_url_with_the_charts_command() -> None:
+    scheduler = render(profile="aks-example").get("Deployment", "scheduler")["spec"]["template"]["spec"]
+    command = env_of(scheduler["containers"][0])["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC_CMD"]
+    sync_url = "postgresql://airflow:pw@db.postgres.database.azure.com:5432/airflow?sslmode=require"
+    env = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sync_url, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC_CMD": command}
+    done = run_image("airflow", "config", "get-value", "database", "sql_alchemy_conn_async", env=env)
+    assert done.returncode == 0, done.stderr
+    expected = "postgresql+asyncpg://airflow:pw@db.postgres.database.azure.com:5432/airflow?ssl=require"
+    assert done.stdout.strip().splitlines()[-1] == expected
