@@ -419,6 +419,18 @@ dag_processor:
 {{- if and (not $v.postgresql.enabled) (not $v.database.existingSecret) -}}
 {{- fail "postgresql.enabled is false and no metadata database is configured: set database.existingSecret to a Secret holding the SQLAlchemy URL (key: database.existingSecretKey)." -}}
 {{- end -}}
+{{- if and $v.postgresql.enabled $v.database.existingSecret -}}
+{{- fail "postgresql.enabled is true but database.existingSecret is also set: set postgresql.enabled=false to use your own database, or clear database.existingSecret to use the in-release PostgreSQL." -}}
+{{- end -}}
+{{- $baseUrl := dig "api" "base_url" "" ($v.config | default dict) -}}
+{{- if and $baseUrl (not (regexMatch "^https?://[^/]+" $baseUrl)) -}}
+{{- fail (printf "config.api.base_url %q is not a full URL: set it like https://airflow.example.com or https://example.com/airflow." $baseUrl) -}}
+{{- end -}}
+{{- range $value, $path := dict "dags.gitSync.subPath" $v.dags.gitSync.subPath "dags.gitBundle.subdir" $v.dags.gitBundle.subdir -}}
+{{- if has ".." (splitList "/" ($path | default "")) -}}
+{{- fail (printf "%s %q leaves the repository: set %s to a folder inside it (e.g. dags)." $value $path $value) -}}
+{{- end -}}
+{{- end -}}
 {{- if and $v.database.existingSecretAsyncKey (or $v.postgresql.enabled (not $v.database.existingSecret)) -}}
 {{- fail "database.existingSecretAsyncKey is set but the metadata DB is not your own: it names a key of database.existingSecret; set postgresql.enabled=false and database.existingSecret, or clear database.existingSecretAsyncKey." -}}
 {{- end -}}

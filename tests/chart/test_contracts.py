@@ -5,7 +5,13 @@ it is used; the image paths the Dockerfile creates."""
 from __future__ import annotations
 
 import configparser
+import json
+import re
 
+import pytest
+
+from include.azblob_xcom_backend import XComConfigError, _valid_container
+from scripts.devstack.services import ROOT
 from tests.image.dockerfile import parse
 from tests.support.helm import FULLNAME, Manifest, all_containers, env_of, render
 
@@ -186,3 +192,22 @@ def test_airflow_cfg_renders_standalone_for_the_local_stack() -> None:
     assert parser["core"]["executor"] == "LocalExecutor"
     assert parser["core"]["execution_api_server_url"] == "http://127.0.0.1:28080/execution/"
     assert not parser.has_section("kubernetes_executor") or "pod_template_file" not in parser["kubernetes_executor"]
+
+
+@pytest.mark.parametrize(
+    "name", ["abc", "airflow-xcom", "a1-b2-c3", "x" * 63, "ab", "x" * 64, "XCom", "a--b", "-ab", "ab-", "a_b", "a.b"]
+)
+def test_the_schema_accepts_exactly_the_container_names_the_backend_accepts(name: str) -> None:
+    """One rule in two places: helm refuses at install what the backend would refuse at the first task."""
+    schema = json.loads((ROOT / "chart" / "values.schema.json").read_text())["properties"]
+    try:
+        _valid_container(name)
+        backend_accepts = True
+    except XComConfigError:
+        backend_accepts = False
+    for rule in (
+        schema["xcom"]["properties"]["container"],
+        schema["logs"]["properties"]["remote"]["properties"]["container"],
+    ):
+        schema_accepts = bool(re.fullmatch(rule["pattern"], name)) and len(name) <= rule["maxLength"]
+        assert schema_accepts == backend_accepts, rule["description"]

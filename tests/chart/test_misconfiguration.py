@@ -52,11 +52,24 @@ CASES = {
     ),
     "async db key beside the in-release postgresql": (
         {"database.existingSecret": "db", "database.existingSecretAsyncKey": "async-connection"},
-        "set postgresql.enabled=false and database.existingSecret",
+        "set postgresql.enabled=false",
     ),
     "async db url set in config": (
         {"config": {"database": {"sql_alchemy_conn_async": "postgresql+asyncpg://x"}}},
         "set database.existingSecretAsyncKey",
+    ),
+    "in-release postgresql beside a database secret": (
+        {"database.existingSecret": "db"},
+        "set postgresql.enabled=false to use your own database, or clear database.existingSecret",
+    ),
+    "base url without a scheme": ({"config": {"api": {"base_url": "airflow.example.com"}}}, "set it like https://"),
+    "git-sync subPath outside the repository": (
+        {**GIT_SYNC, "dags.gitSync.subPath": "../etc"},
+        "set dags.gitSync.subPath to a folder inside it",
+    ),
+    "git bundle subdir outside the repository": (
+        {"dags.mode": "gitBundle", "dags.gitBundle.repoUrl": "https://x/y.git", "dags.gitBundle.subdir": "dags/../.."},
+        "set dags.gitBundle.subdir to a folder inside it",
     ),
     "no users": ({"auth.users": []}, "set auth.users"),
     "executor set in config": ({"config": {"core": {"executor": "LocalExecutor"}}}, "set executor instead"),
@@ -85,8 +98,31 @@ def test_misconfiguration_fails_naming_the_value_to_set(values: dict, sentence: 
         ({"xcom.compression": "gz"}, "/xcom/compression"),
         ({"logs.remote.enable": True}, "additional properties 'enable' not allowed"),
         ({"images.airflow.pullPolicy": "Sometimes"}, "/images/airflow/pullPolicy"),
+        ({"xcom.container": "XCom_Results"}, "/xcom/container"),
+        ({"logs.remote.container": "airflow--logs"}, "/logs/remote/container"),
+        ({"securityContext.runAsUser": 0}, "/securityContext/runAsUser"),
+        ({"azurite.enabled": False, "azure.connection.accountUrl": "http://a.blob.core.windows.net"}, "/accountUrl"),
+        ({"apiServer.internalUrl": "api-server:8080"}, "/apiServer/internalUrl"),
+        ({"azurite.blobEndpoint": "azurite:10000/devstoreaccount1"}, "/azurite/blobEndpoint"),
+        ({"postgresql.persistence.size": "lots"}, "/postgresql/persistence/size"),
+        ({**GIT_SYNC, "dags.gitSync.ref": ""}, "/dags/gitSync/ref"),
+        ({"database.migrationWaitTimeout": 0}, "/database/migrationWaitTimeout"),
     ],
-    ids=["unknown top-level key", "unknown codec", "misspelt key", "bad pull policy"],
+    ids=[
+        "unknown top-level key",
+        "unknown codec",
+        "misspelt key",
+        "bad pull policy",
+        "container name azure refuses",
+        "log container with a double hyphen",
+        "root uid",
+        "token credential over http",
+        "internal url without a scheme",
+        "blob endpoint without a scheme",
+        "size that is no quantity",
+        "empty git ref",
+        "no migration wait",
+    ],
 )
 def test_values_schema_rejects_unknown_keys_and_bad_values(values: dict, where: str) -> None:
     assert where in render_error(values)
