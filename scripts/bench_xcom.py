@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -349,12 +350,17 @@ def _cold_row(r: dict[str, Any]) -> str:
     )
 
 
-def warm_ratios(results: list[dict[str, Any]]) -> list[str]:
-    lines = []
+def by_size(results: list[dict[str, Any]]) -> Iterator[tuple[int, dict[str, dict[str, Any]]]]:
+    """(rows, method -> result) for each size measured for both the backend and the floor."""
     for rows in sorted({r["rows"] for r in results}):
         by = {r["method"]: r for r in results if r["rows"] == rows}
-        if "backend" not in by or "floor" not in by:
-            continue
+        if "backend" in by and "floor" in by:
+            yield rows, by
+
+
+def warm_ratios(results: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for rows, by in by_size(results):
         ours, floor = by["backend"], by["floor"]
         parts = [
             f"time {ours['seconds'] / floor['seconds']:.2f}x the floor (target <= 1.2x)",
@@ -375,10 +381,7 @@ COLD_TARGETS = {1_000_000: 1.2, 10_000_000: 1.0}
 
 def cold_ratios(results: list[dict[str, Any]]) -> list[str]:
     lines = []
-    for rows in sorted({r["rows"] for r in results}):
-        by = {r["method"]: r for r in results if r["rows"] == rows}
-        if "backend" not in by or "floor" not in by:
-            continue
+    for rows, by in by_size(results):
         ours, floor = by["backend"], by["floor"]
         target = COLD_TARGETS.get(rows)
         lines.append(
