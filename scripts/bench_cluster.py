@@ -32,7 +32,6 @@ import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -151,8 +150,7 @@ def cluster_runs(runs: int) -> list[dict[str, Any]]:
                 started, triggered_at = time.monotonic(), time.time()
                 run_id = kind_smoke.run_dag(api, DAG_ID, timeout=600, interval=0.25)
                 wall = time.monotonic() - started
-                path = f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances"
-                tasks = {ti["task_id"]: ti for ti in api.call("GET", path)["task_instances"]}
+                tasks = kind_smoke.task_instances(api, DAG_ID, run_id)
                 pods = watch.wait_until_gone(count=len(tasks), timeout=180)
             per_task, timeline = {}, {}
             for pod in pods.values():

@@ -171,42 +171,62 @@ def wait_for(what: str, check: Any, *, timeout: float, interval: float = 2.0) ->
 
 def run_dag(api: Api, dag_id: str, *, timeout: float, interval: float = 2.0) -> str:
     """Unpause and trigger ``dag_id``; return the run id once the run succeeded."""
-
     if not api.dry_run:
         what = f"DAG {dag_id} to be parsed (is it in dags/ and pushed?)"
         wait_for(what, lambda: api.dag_exists(dag_id), timeout=timeout, interval=interval)
-    api.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-    run = api.call("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": {}})
-    run_id = run.get("dag_run_id", "<run_id>")
-    print(f"    triggered {dag_id} run {run_id}")
+    run_id = trigger_dag(api, dag_id)
     if api.dry_run:
-        api.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")
+        api.call("GET", run_path(dag_id, run_id))
         return run_id
-
-    def finished() -> bool:
-        return api.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}").get("state") in FINISHED
-
-    wait_for(f"run {run_id} of {dag_id} to finish", finished, timeout=timeout, interval=interval)
-    state = api.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")["state"]
+    state = wait_for_run(api, dag_id, run_id, timeout=timeout, interval=interval)
     if state != "success":
         show_tasks(api, dag_id, run_id)
         raise SmokeError(f"run {run_id} of {dag_id} ended {state}: see the task states above and their logs in the UI")
     return run_id
 
 
+def run_path(dag_id: str, run_id: str) -> str:
+    return f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
+
+
+def task_instances(api: Api, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
+    """task_id -> the run's task instance, as the REST API returns it."""
+    answer = api.call("GET", f"{run_path(dag_id, run_id)}/taskInstances")
+    return {ti["task_id"]: ti for ti in answer.get("task_instances", [])}
+
+
+def trigger_dag(api: Api, dag_id: str, conf: dict[str, Any] | None = None) -> str:
+    """Unpause ``dag_id`` and start a run of it (with ``conf``); return the run id."""
+    api.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+    run = api.call("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}})
+    run_id = run.get("dag_run_id", "<run_id>")
+    print(f"    triggered {dag_id} run {run_id}")
+    return run_id
+
+
+def wait_for_run(api: Api, dag_id: str, run_id: str, *, timeout: float, interval: float = 2.0) -> str:
+    """Wait until the run has finished; return its state (success or failed)."""
+
+    def finished() -> str | None:
+        state = api.call("GET", run_path(dag_id, run_id)).get("state")
+        return state if state in FINISHED else None
+
+    return wait_for(f"run {run_id} of {dag_id} to finish", finished, timeout=timeout, interval=interval)
+
+
 def show_tasks(api: Api, dag_id: str, run_id: str) -> list[str]:
     """Print each task's state and the XComs it stored (the raw DB value: our readable reference for big ones);
     return the task ids."""
-    run_path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
-    task_instances = api.call("GET", f"{run_path}/taskInstances").get("task_instances", [])
-    for ti in task_instances:
+    run = run_path(dag_id, run_id)
+    tasks = task_instances(api, dag_id, run_id)
+    for ti in tasks.values():
         print(f"    task {ti['task_id']}: {ti['state']}")
-        entries = api.call("GET", f"{run_path}/taskInstances/{ti['task_id']}/xcomEntries").get("xcom_entries", [])
+        entries = api.call("GET", f"{run}/taskInstances/{ti['task_id']}/xcomEntries").get("xcom_entries", [])
         for entry in entries:
-            path = f"{run_path}/taskInstances/{ti['task_id']}/xcomEntries/{quote(entry['key'], safe='')}"
+            path = f"{run}/taskInstances/{ti['task_id']}/xcomEntries/{quote(entry['key'], safe='')}"
             value = api.call("GET", path).get("value")
             print(f"      xcom {entry['key']}: {xcom_text(value)}")
-    return [ti["task_id"] for ti in task_instances]
+    return list(tasks)
 
 
 def xcom_text(value: Any, limit: int = 300) -> str:

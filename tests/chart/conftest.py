@@ -43,7 +43,7 @@ MATRIX: dict[str, dict[str, Any]] = {
     "remote-logs-off": {"logs.remote.enabled": False},
     "xcom-off": {"xcom.enabled": False},
     "azurite-off": ACCOUNT,
-    "azurite-persistent": {"azurite.persistence.enabled": True},
+    "azurite-ephemeral": {"azurite.persistence.enabled": False},
     "postgresql-off": EXTERNAL_DB,
     "network-policies": {"networkPolicies.enabled": True},
     "network-policies-external": {"networkPolicies.enabled": True, **ACCOUNT, **EXTERNAL_DB},

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
+from scripts.devstack.services import ROOT, free_port
 from scripts.kind_smoke import Api
 from tests.support.cluster import (
     LocalCluster,
@@ -52,6 +56,18 @@ class Deployment:
         api = Api(f"http://127.0.0.1:{port}")
         api.authenticate(*self.login())
         return api
+
+    def push_dags(self, workdir: Path, *extra: Path) -> str:
+        """`make push-dags` of the repository's dags/ plus ``extra`` DAG files (they replace what was pushed);
+        returns the pushed commit (short)."""
+        dags = workdir / "dags"
+        shutil.copytree(ROOT / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
+        for path in extra:
+            shutil.copy(path, dags)
+        env = {**self.cluster.env, "DAGS_DIR": str(dags), "GIT_PORT": str(free_port())}
+        pushed = self.cluster.deploy("push-dags", env=env)
+        assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+        return re.search(r"pushing ([0-9a-f]{7,}) to ", pushed.stdout + pushed.stderr)[1]
 
 
 @pytest.fixture(scope="package")

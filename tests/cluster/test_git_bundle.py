@@ -3,15 +3,12 @@ registered within a bound and runs under the KubernetesExecutor."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
-from scripts.devstack.services import ROOT, free_port
-from scripts.kind_smoke import Api, run_dag
+from scripts.kind_smoke import Api, run_dag, run_path
 from tests.cluster.conftest import Deployment
 
 pytestmark = pytest.mark.slow
@@ -24,18 +21,12 @@ REGISTERED_BOUND_S = 120
 def test_a_dag_pushed_to_the_git_server_is_registered_within_a_bound_and_runs(
     deployment: Deployment, api: Api, tmp_path: Path
 ) -> None:
-    dags = tmp_path / "dags"
-    shutil.copytree(ROOT / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(PUSHED, dags)
     assert not api.dag_exists(DAG_ID)
-    env = {**deployment.cluster.env, "DAGS_DIR": str(dags), "GIT_PORT": str(free_port())}
-    pushed = deployment.cluster.deploy("push-dags", env=env)
-    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    deployment.push_dags(tmp_path, PUSHED)
     started = time.monotonic()
     while not api.dag_exists(DAG_ID):
         assert time.monotonic() - started < REGISTERED_BOUND_S, f"{DAG_ID} not registered in {REGISTERED_BOUND_S} s"
         time.sleep(1)
     run_id = run_dag(api, DAG_ID, timeout=300, interval=1)
-    run_path = f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}"
-    xcom = api.call("GET", f"{run_path}/taskInstances/hello/xcomEntries/return_value")
+    xcom = api.call("GET", f"{run_path(DAG_ID, run_id)}/taskInstances/hello/xcomEntries/return_value")
     assert xcom["value"] == "delivered through Git"

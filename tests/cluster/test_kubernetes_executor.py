@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from urllib.parse import quote
 
 import pytest
 from azure.storage.blob import BlobServiceClient
@@ -15,7 +14,7 @@ from azure.storage.blob import BlobServiceClient
 from include.azblob_xcom_backend import metadata_ids, parse_uri
 from scripts.devcluster.podwatch import EXECUTOR_SELECTOR, PodLife, PodWatch
 from scripts.devstack.services import azurite_connection_string
-from scripts.kind_smoke import Api, run_dag
+from scripts.kind_smoke import Api, run_dag, run_path
 from tests.cluster.conftest import Deployment
 from tests.support.cluster import NAMESPACE
 from tests.support.helm import all_containers, env_of, render
@@ -34,7 +33,7 @@ class Run:
 
     @property
     def path(self) -> str:
-        return f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(self.run_id, safe='')}"
+        return run_path(DAG_ID, self.run_id)
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +41,9 @@ def dataframe_run(deployment: Deployment, api: Api) -> Run:
     selector = f"{EXECUTOR_SELECTOR},dag_id={DAG_ID}"
     with PodWatch(deployment.cluster.kubeconfig, NAMESPACE, selector) as watch:
         run_id = run_dag(api, DAG_ID, timeout=RUN_BOUND_S, interval=1)
-        path = f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances"
-        tasks = {ti["task_id"]: ti for ti in api.call("GET", path)["task_instances"]}
+        tasks = {
+            ti["task_id"]: ti for ti in api.call("GET", f"{run_path(DAG_ID, run_id)}/taskInstances")["task_instances"]
+        }
         pods = watch.wait_until_gone(count=len(tasks), timeout=POD_GONE_BOUND_S)
     return Run(run_id, tasks, pods)
 
