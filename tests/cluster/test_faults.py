@@ -40,6 +40,7 @@ REGISTERED_BOUND_S = 120
 RUNNING_BOUND_S = 300
 RUN_BOUND_S = 600
 ROLLOUT_BOUND_S = 300
+EVERY_TASK_ONCE = {"produce": ("success", 1), "gate": ("success", 1), "consume": ("success", 1)}
 
 
 @pytest.fixture(scope="module")
@@ -98,12 +99,30 @@ def start_gated_run(deployment: Deployment, api: Api, hold: str) -> tuple[str, d
     return run_id, wait_for(f"the gate of run {run_id} to hold", holding, timeout=RUNNING_BOUND_S, interval=1)
 
 
-def finish(api: Api, run_id: str) -> dict[str, tuple[str, int]]:
-    """Wait for the run to succeed; task_id -> (state, try_number); the pulled DataFrame arrived whole."""
+def finish(deployment: Deployment, api: Api, run_id: str) -> dict[str, tuple[str, int]]:
+    """Wait for the run to succeed and its worker pods to be gone; task_id -> (state, try_number); the pulled
+    DataFrame arrived whole."""
     assert wait_for_run(api, DAG_ID, run_id, timeout=RUN_BOUND_S, interval=1) == "success"
+    try:
+        wait_for(f"the worker pods of {run_id} to be deleted", lambda: not worker_pods_left(deployment, run_id),
+                 timeout=RUN_BOUND_S, interval=1)  # fmt: skip
+    except SmokeError:
+        raise AssertionError(f"worker pods left after run {run_id}: {worker_pods_left(deployment, run_id)}") from None
     consumed = api.call("GET", f"{run_path(DAG_ID, run_id)}/taskInstances/consume/xcomEntries/return_value")
     assert consumed["value"] == ROWS
     return {task: (ti["state"], ti["try_number"]) for task, ti in task_instances(api, DAG_ID, run_id).items()}
+
+
+def worker_pods_left(deployment: Deployment, run_id: str) -> list[str]:
+    """The run's worker pods still in the cluster, as "task try phase" (succeeded pods are deleted; failed ones kept
+    for inspection, [kubernetes_executor] delete_worker_pods_on_failure = False)."""
+    pods = deployment.cluster.get("pods", "--selector", f"{EXECUTOR_SELECTOR},dag_id={DAG_ID}")["items"]
+    return [
+        f"{pod['metadata']['labels'].get('task_id')} try {pod['metadata']['labels'].get('try_number')} "
+        f"{pod['status'].get('phase')}"
+        for pod in pods
+        if pod["metadata"].get("annotations", {}).get("run_id") == run_id
+    ]
 
 
 def log_text(api: Api, run_id: str, task_id: str, attempt: int) -> str:
@@ -150,7 +169,7 @@ def test_a_worker_pod_deleted_mid_task_is_retried_and_the_retry_succeeds(
     run_id, pod = start_gated_run(deployment, api, "first-attempt")
     deployment.cluster.kubectl("delete", "pod", pod["metadata"]["name"], "--wait=false")
 
-    assert finish(api, run_id) == {"produce": ("success", 1), "gate": ("success", 2), "consume": ("success", 1)}
+    assert finish(deployment, api, run_id) == {**EVERY_TASK_ONCE, "gate": ("success", 2)}
     assert "gate: attempt 2 passed" in log_text(api, run_id, "gate", 2)
 
 
@@ -161,10 +180,10 @@ def test_the_scheduler_deleted_mid_run_is_replaced_and_the_run_completes_with_no
         run_id, _ = start_gated_run(deployment, api, "until-released")
         restart(deployment, "scheduler")
         release(api, run_id)
-        states = finish(api, run_id)
+        states = finish(deployment, api, run_id)
         pods = [p for p in watch.pods().values() if p.spec["metadata"]["annotations"].get("run_id") == run_id]
 
-    assert states == {"produce": ("success", 1), "gate": ("success", 1), "consume": ("success", 1)}
+    assert states == EVERY_TASK_ONCE
     assert sorted(pod.task_id for pod in pods) == ["consume", "gate", "produce"]  # one worker pod each: none ran twice
 
 
@@ -181,7 +200,7 @@ def test_azurite_restarted_between_push_and_pull_keeps_the_xcom_and_the_containe
         assert blobs.get_blob_client(container, name).exists(), f"the pushed XCom blob {name} did not survive"
 
     release(api, run_id)
-    assert finish(api, run_id) == {"produce": ("success", 1), "gate": ("success", 1), "consume": ("success", 1)}
+    assert finish(deployment, api, run_id) == EVERY_TASK_ONCE
     assert "gate: attempt 1 passed" in log_text(api, run_id, "gate", 1)
 
 
@@ -190,6 +209,6 @@ def test_postgresql_restarted_mid_run_and_the_run_completes(deployment: Deployme
     restart(deployment, "postgresql")
     wait_for("the api-server to reach the new PostgreSQL", lambda: answers(api), timeout=ROLLOUT_BOUND_S, interval=1)
     release(api, run_id)
-    assert finish(api, run_id) == {"produce": ("success", 1), "gate": ("success", 1), "consume": ("success", 1)}
+    assert finish(deployment, api, run_id) == EVERY_TASK_ONCE
     for component in ("scheduler", "api-server", "dag-processor", "triggerer"):
         deployment.cluster.kubectl("rollout", "status", f"deployment/{FULLNAME}-{component}", "--timeout=300s")

@@ -89,7 +89,7 @@ def test_worker_pods_are_deleted_after_their_tasks(dataframe_run: Run, deploymen
         assert pod.finished is not None
         assert pod.deleted is not None
         assert pod.deleted >= pod.finished
-    left = deployment.cluster.get("pods", "--selector", "kubernetes_executor=True")["items"]
+    left = deployment.cluster.get("pods", "--selector", f"{EXECUTOR_SELECTOR},dag_id={DAG_ID}")["items"]
     assert not left
 
 

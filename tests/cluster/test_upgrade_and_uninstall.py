@@ -49,7 +49,7 @@ def documented_kept() -> set[tuple[str, str]]:
 
 
 def test_helm_uninstall_leaves_only_what_the_docs_say_is_kept(deployment: Deployment) -> None:
-    assert len(documented_kept()) == 6
+    assert len(documented_kept()) == 7
     deployment.cluster.helm("uninstall", RELEASE, "--wait", "--timeout", "5m")
     deadline = time.monotonic() + 120
     while True:
