@@ -4,14 +4,14 @@ Why: Airflow 3 opens async sessions (asyncpg) beside its sync ones. Without ``[d
 derives that URL by swapping the driver and keeping the query string, but asyncpg accepts none of libpq's query
 parameters: the URL Azure Database for PostgreSQL needs, ``...?sslmode=require``, makes every async session fail
 with ``connect() got an unexpected keyword argument 'sslmode'``. The chart therefore sets
-``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC_CMD=python -m include.metadata_db_url``: Airflow runs this module once per
-process, and it prints the async URL made from ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` (the Secret the chart already
-mounts), so the DB URL stays one value in one Secret.
+``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC_CMD=python -m include.metadata_db_url``: Airflow runs this module when a
+process first reads the setting, and it prints the async URL made from ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` (the
+Secret the chart already mounts), so the DB URL stays one value in one Secret.
 
 Translation (PostgreSQL): driver -> ``postgresql+asyncpg``; ``sslmode`` -> asyncpg's ``ssl`` (same modes);
 ``connect_timeout`` -> ``timeout``; user, password, host, port, database and asyncpg's own options unchanged.
 A libpq option asyncpg has no keyword for (``sslrootcert``, ...) is refused with a message that says what to use
-instead. Other databases get Airflow's own derivation. Standard library only: it runs before Airflow is imported.
+instead. Other databases get Airflow's own derivation. Standard library only: it starts as a short process of its own.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ SYNC_ENV = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
 # libpq's name -> asyncpg's keyword, where the meaning is the same.
 RENAMED = {"sslmode": "ssl", "connect_timeout": "timeout"}
 
-# libpq options asyncpg only reads from the environment (PG* variables), never as connect() keywords.
+# libpq options asyncpg.connect() takes no keyword for -> the PG* variable asyncpg reads the same setting from, if any.
 FROM_ENVIRONMENT = {
     "sslrootcert": "PGSSLROOTCERT",
     "sslcert": "PGSSLCERT",
