@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from azure.storage.blob import BlobServiceClient
@@ -60,16 +59,10 @@ class Stack:
         self.blobs = BlobServiceClient.from_connection_string(azurite_connection_string("127.0.0.1", self.azurite_port))
 
     def run_path(self, run_id: str) -> str:
-        return f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}"
+        return kind_smoke.run_path(DAG_ID, run_id)
 
     def wait_run(self, dag_id: str, run_id: str, timeout: float = RUN_BOUND_S) -> str:
-        path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
-
-        def finished() -> str | None:
-            state = self.api.call("GET", path)["state"]
-            return state if state in ("success", "failed") else None
-
-        return kind_smoke.wait_for(f"run {run_id} of {dag_id}", finished, timeout=timeout, interval=1)
+        return kind_smoke.wait_for_run(self.api, dag_id, run_id, timeout=timeout, interval=1)
 
     def xcom(self, run_id: str, task_id: str, key: str = "return_value"):
         path = f"{self.run_path(run_id)}/taskInstances/{task_id}/xcomEntries/{key}"
