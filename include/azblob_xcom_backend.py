@@ -381,7 +381,8 @@ def _restore_categoricals(df: Any, spec: dict[str, dict[str, Any]]) -> Any:
         reader = pa.ipc.open_stream(base64.b64decode(entry["categories"]))
         categories = pd.Index(reader.read_all().column(0).to_pandas()).rename(None)
         dtype = pd.CategoricalDtype(categories, ordered=entry["ordered"])
-        df.isetitem(int(position), df.iloc[:, int(position)].astype(dtype))
+        if df.dtypes.iloc[int(position)] != dtype:  # Parquet already gave it back whole when every category is used
+            df.isetitem(int(position), df.iloc[:, int(position)].astype(dtype))
     return df
 
 
@@ -411,7 +412,10 @@ def decode_table(data: Any, python_type: str) -> Any:
     source = pa.BufferReader(data)
     if python_type == "pyarrow.Table":
         return pq.read_table(source)
-    df = pd.read_parquet(source, engine="pyarrow")  # restores attrs from PANDAS_ATTRS_KEY as well
+    # self_destruct frees Arrow's copy of each column as soon as pandas has its own, and split_blocks keeps pandas
+    # from building one more consolidated copy: the pull's peak memory is below the floor's (docs/xcom-backend.md).
+    # read_parquet restores attrs from PANDAS_ATTRS_KEY as well.
+    df = pd.read_parquet(source, engine="pyarrow", to_pandas_kwargs={"split_blocks": True, "self_destruct": True})
     metadata = pq.read_schema(pa.BufferReader(data)).metadata or {}
     if CATEGORIES_KEY in metadata:
         df = _restore_categoricals(df, json.loads(metadata[CATEGORIES_KEY]))
