@@ -71,6 +71,8 @@ RUN python -m compileall -q -j 0 /home/airflow/.local/lib /opt/airflow/include
 # (scheduler, dag-processor, triggerer, api-server, worker pods), which the XCom backend setting requires.
 ENV PYTHONPATH=/opt/airflow
 ENV AIRFLOW__CORE__XCOM_BACKEND=include.azblob_xcom_backend.WasbXComBackend
+# Airflow plugins (include/plugins/task_termination.py: a task whose pod gets SIGTERM fails its try and keeps its log).
+ENV AIRFLOW__CORE__PLUGINS_FOLDER=/opt/airflow/include/plugins
 
 # Runs as the image's airflow user (uid 50000, gid 0), like the base image.
 USER 50000

@@ -78,6 +78,9 @@ azure.workload.identity/use: "true"
 {{/* PYTHONPATH that makes include.azblob_xcom_backend importable: the image copies include/ to <this>/include. */}}
 {{- define "airflow-azblob.pythonPath" -}}/opt/airflow{{- end -}}
 
+{{/* [core] plugins_folder: the image copies include/plugins there (include/plugins/task_termination.py). */}}
+{{- define "airflow-azblob.pluginsFolder" -}}{{ include "airflow-azblob.pythonPath" . }}/include/plugins{{- end -}}
+
 {{/* Where the image bakes DAGs (dags.mode image). */}}
 {{- define "airflow-azblob.imageDagsFolder" -}}/opt/airflow/dags{{- end -}}
 
@@ -277,6 +280,7 @@ one otherwise. Call with (dict "root" $ "name" <secret name> "key" <data key> "v
 core:
   executor: executor
   dags_folder: dags.mode and dags.gitSync.subPath
+  plugins_folder: the image (add plugins to include/plugins)
   execution_api_server_url: apiServer.internalUrl (or [api] base_url for a sub-path)
   xcom_backend: xcom.enabled
   simple_auth_manager_users: auth.users
@@ -311,6 +315,7 @@ dag_processor:
 {{- $core := dict
   "executor" $v.executor
   "dags_folder" (include "airflow-azblob.dagsFolder" .)
+  "plugins_folder" (include "airflow-azblob.pluginsFolder" .)
   "execution_api_server_url" (include "airflow-azblob.executionApiUrl" .)
   "simple_auth_manager_users" (join "," $v.auth.users)
   "simple_auth_manager_passwords_file" (printf "%s/passwords.json" (include "airflow-azblob.authDir" .))

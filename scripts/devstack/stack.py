@@ -62,6 +62,9 @@ LOCAL_KEYS = {
     ("logging", "base_log_folder"): "airflow/logs",
     ("dag_processor", "dag_bundle_storage_path"): "bundles",
 }
+# The keys that name the project's own files, which the image bakes under its PYTHONPATH (/opt/airflow) and this
+# machine reads from the checkout: chart value -> path in the checkout.
+PROJECT_KEYS = {("core", "plugins_folder"): "include/plugins"}
 
 
 def step(message: str) -> None:
@@ -135,6 +138,8 @@ def local_config(settings: Settings) -> configparser.ConfigParser:
         if not cfg.has_section(section):
             cfg.add_section(section)
         cfg.set(section, key, str(settings.state_dir / relative))
+    for (section, key), relative in PROJECT_KEYS.items():
+        cfg.set(section, key, str(ROOT / relative))
     return cfg
 
 

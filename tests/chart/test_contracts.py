@@ -166,6 +166,12 @@ def test_image_paths_match_the_dockerfile(any_render: Manifest) -> None:
         assert env["AIRFLOW_HOME"] == "/opt/airflow", name
 
 
+def test_plugins_folder_is_the_images_copy_of_include_plugins(any_render: Manifest) -> None:
+    folder = cfg(any_render)["core"]["plugins_folder"]
+    assert folder == f"{copy_target('include/')}/plugins" == parse().env["AIRFLOW__CORE__PLUGINS_FOLDER"]
+    assert (ROOT / "include" / "plugins" / "task_termination.py").is_file()
+
+
 def test_image_mode_reads_the_folder_the_dockerfile_bakes_dags_into() -> None:
     baked = copy_target("/dags/", stage="dags")
     assert cfg(render({"dags.mode": "image"}))["core"]["dags_folder"] == baked

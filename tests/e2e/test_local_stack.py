@@ -8,7 +8,9 @@ re-run purges -> retention sweep -> stop leaves no process behind.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -28,6 +30,7 @@ from scripts.devstack.stack import stack_processes
 pytestmark = pytest.mark.slow
 
 DAG_ID = "e2e_blob_pipeline"
+E2E_DAGS = Path(__file__).parent / "dags"
 LOCAL_STACK = ROOT / "scripts" / "local-stack"
 REGISTER_BOUND_S = 120  # GitDagBundle refresh (10 s) + dag-processor parse loop + slack for a loaded CI machine
 LOG_UPLOAD_BOUND_S = 60  # the supervisor uploads a task's log after the task has reported its state
@@ -120,7 +123,8 @@ def test_running_up_again_while_the_stack_runs_changes_nothing(stack):
 def test_a_dag_committed_to_the_git_repository_is_registered_within_the_bound(stack, tmp_path):
     source = tmp_path / "dags"
     shutil.copytree(ROOT / "dags", source)
-    shutil.copy(ROOT / "tests" / "e2e" / "dags" / f"{DAG_ID}.py", source)
+    for dag_file in E2E_DAGS.glob("*.py"):
+        shutil.copy(dag_file, source)
     pushed_at = time.monotonic()
     pushed = stack.cli("push-dags", "--source", str(source))
     assert pushed.returncode == 0, pushed.stderr
@@ -182,6 +186,36 @@ def test_a_task_that_fails_once_keeps_both_attempts_logs(stack):
     assert "e2e-marker flaky attempt 1" in first
     assert "the first attempt fails on purpose" in first
     assert "e2e-marker flaky attempt 2" in second
+
+
+def test_a_task_process_sent_sigterm_fails_its_try_keeps_its_log_and_the_retry_succeeds(stack):
+    """As when a worker pod is deleted: include/plugins/task_termination.py turns the SIGTERM into a failed try."""
+    dag, variable = "e2e_terminated_task", "e2e_terminated_pid"
+    kind_smoke.wait_for(f"{dag} to be registered", lambda: stack.api.dag_exists(dag), timeout=REGISTER_BOUND_S)
+    run_id = kind_smoke.trigger_dag(stack.api, dag)
+
+    def task_pid() -> int | None:
+        try:
+            recorded_run, pid = stack.api.call("GET", f"/api/v2/variables/{variable}")["value"].split()
+        except kind_smoke.SmokeError as err:
+            if " answered 404" not in str(err):
+                raise
+            return None
+        return int(pid) if recorded_run == run_id else None
+
+    os.kill(kind_smoke.wait_for("attempt 1 to record its process id", task_pid, timeout=RUN_BOUND_S), signal.SIGTERM)
+
+    assert stack.wait_run(dag, run_id) == "success"
+    task = stack.api.call("GET", f"{kind_smoke.run_path(dag, run_id)}/taskInstances/interrupted")
+    assert (task["state"], task["try_number"]) == ("success", 2)
+    logs = stack.blobs.get_container_client("airflow-logs")
+    first = f"logs/dag_id={dag}/run_id={run_id}/task_id=interrupted/attempt=1.log"
+    kind_smoke.wait_for("attempt 1's log in Blob", logs.get_blob_client(first).exists, timeout=LOG_UPLOAD_BOUND_S)
+    text = logs.download_blob(first).readall().decode()
+    assert "e2e-marker interrupted attempt 1" in text
+    assert "TaskTerminated" in text
+    assert "received SIGTERM" in text
+    assert "swallowed" not in text
 
 
 def test_clearing_and_rerunning_a_task_purges_its_old_xcom_blob(stack):

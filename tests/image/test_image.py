@@ -79,6 +79,16 @@ def test_airflow_config_and_the_task_sdk_resolve_the_backend_the_image_selects()
     assert done.stdout.strip().splitlines()[-1] == BACKEND
 
 
+def test_the_task_process_loads_the_task_termination_listener_from_the_plugins_folder() -> None:
+    code = (
+        "from airflow.sdk.listener import get_listener_manager; "
+        "print(sorted(getattr(p, '__file__', '') for p in get_listener_manager().pm.get_plugins()))"
+    )
+    done = run_image("python", "-c", code)
+    assert done.returncode == 0, done.stderr
+    assert "/opt/airflow/include/plugins/task_termination.py" in done.stdout.strip().splitlines()[-1]
+
+
 def test_every_pin_of_requirements_txt_is_installed_and_the_providers_load() -> None:
     code = (
         "import json, sys, importlib.metadata as md\n"

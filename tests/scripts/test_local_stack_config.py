@@ -19,6 +19,7 @@ MAY_DIFFER = {
     ("core", "executor"): "LocalExecutor on one machine, KubernetesExecutor in the cluster",
     ("core", "execution_api_server_url"): "host and port of the api-server",
     ("core", "dags_folder"): "path",
+    ("core", "plugins_folder"): "the checkout's include/plugins, which the image bakes under /opt/airflow",
     ("core", "simple_auth_manager_passwords_file"): "path",
     ("logging", "base_log_folder"): "path",
     ("dag_processor", "dag_bundle_config_list"): "DAG delivery: GitDagBundle from a local repo instead of git-sync",
@@ -76,6 +77,14 @@ def test_local_hosts_and_paths_point_at_this_machine(local):
     for key in [k for k, why in MAY_DIFFER.items() if why == "path"]:
         assert Path(local[key]).is_absolute()
         assert "/opt/airflow" not in local[key], key
+
+
+def test_project_paths_are_the_images_paths_under_the_checkout(local, kind):
+    """/opt/airflow (the image's PYTHONPATH) is the checkout here: the same files, loaded from where they are."""
+    for key, relative in stack.PROJECT_KEYS.items():
+        assert kind[key] == f"/opt/airflow/{relative}", key
+        assert local[key] == str(ROOT / relative), key
+        assert Path(local[key]).is_dir(), key
 
 
 def test_a_chart_render_error_reaches_the_user_as_a_stack_error():
