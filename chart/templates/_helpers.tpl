@@ -773,6 +773,10 @@ spec:
         {{- include "airflow-azblob.podSecurityContext" $root | nindent 8 }}
       initContainers:
         {{- include "airflow-azblob.waitForMigrations" $ctx | nindent 8 }}
+        {{- if and (eq $root.Values.dags.mode "gitSync") (include "airflow-azblob.needsDags" $ctx) }}
+        {{- /* The first sync completes before Airflow starts: a first scan of an empty folder would deactivate every DAG. */}}
+        {{- include "airflow-azblob.gitSyncContainer" (dict "root" $root "oneShot" true) | nindent 8 }}
+        {{- end }}
       containers:
         - name: {{ .component }}
           image: {{ include "airflow-azblob.airflowImage" $root }}

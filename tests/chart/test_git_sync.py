@@ -1,4 +1,5 @@
-"""git-sync v4: sidecar of dag-processor and triggerer, one-shot init container of worker pods, one DAG path."""
+"""git-sync v4: one-shot init container then sidecar of dag-processor and triggerer, one-shot init container of
+worker pods, one DAG path."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def pods_needing_dags(manifest: Manifest) -> dict[str, dict]:
 
 
 def git_sync(spec: dict) -> dict:
-    return next(c for c in all_containers(spec) if c["name"].startswith("git-sync"))
+    """The sidecar where there is one, else the one-shot init container."""
+    return next(c for c in [*spec["containers"], *spec.get("initContainers", [])] if c["name"].startswith("git-sync"))
 
 
 def dags_folder(manifest: Manifest) -> str:
@@ -71,11 +73,17 @@ def test_every_dag_reader_mounts_the_synced_checkout_where_dags_folder_points() 
         assert mount["readOnly"] is True, name
 
 
-def test_dag_processor_and_triggerer_run_a_sidecar_and_workers_a_one_shot_init_container() -> None:
+def test_dag_processor_and_triggerer_sync_once_before_starting_then_run_a_sidecar_and_workers_sync_once() -> None:
+    """A dag-processor that started on an empty folder would deactivate every DAG until the sidecar's first sync:
+    the one-shot init container is the last one before Airflow starts, with the sidecar's settings and mounts."""
     pods = pods_needing_dags(render(GIT_SYNC))
     for name in ("dag-processor", "triggerer"):
         assert [c["name"] for c in pods[name]["containers"]] == [name, "git-sync"]
-        assert env_of(git_sync(pods[name]))["GITSYNC_ONE_TIME"] == "false"
+        first_sync, sidecar = pods[name]["initContainers"][-1], pods[name]["containers"][1]
+        assert first_sync["name"] == "git-sync-init", name
+        assert env_of(sidecar)["GITSYNC_ONE_TIME"] == "false"
+        assert env_of(first_sync) == {**env_of(sidecar), "GITSYNC_ONE_TIME": "true"}, name
+        assert first_sync["volumeMounts"] == sidecar["volumeMounts"], name
     assert [c["name"] for c in pods["worker"]["initContainers"]] == ["git-sync-init"]
     assert env_of(pods["worker"]["initContainers"][0])["GITSYNC_ONE_TIME"] == "true"
 
