@@ -10,7 +10,7 @@ import re
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +70,28 @@ class LocalCluster:
         """scripts/deploy (the `make deploy` entry point) against this cluster."""
         argv = [str(ROOT / "scripts" / "deploy"), "--context", CONTEXT, *args]
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, env=env or self.env)
+
+    @contextmanager
+    def follow_logs(self, pod: str, into: Path) -> Iterator[Callable[[float], str]]:
+        """``kubectl logs --follow`` of the pod's main container into a file, from now until the container ends;
+        yields ``ended(timeout) -> output``, which waits (bounded) for that end."""
+        argv = [str(BIN / "kubectl"), "--kubeconfig", str(self.kubeconfig), "--namespace", NAMESPACE]
+        with into.open("wb") as sink:
+            process = subprocess.Popen([*argv, "logs", "--follow", f"pod/{pod}"], stdout=sink, stderr=sink)
+
+        def ended(timeout: float) -> str:
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"pod {pod} still ran {timeout:.0f} s later") from None
+            return into.read_text(errors="replace")
+
+        try:
+            yield ended
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=10)
 
     @contextmanager
     def port_forward(self, service: str, port: int) -> Iterator[int]:
