@@ -8,7 +8,18 @@ import json
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.support.helm import CHART, FULLNAME, Manifest, all_containers, render
+from tests.support.helm import CHART, FULLNAME, ROOT, Manifest, all_containers, render, render_fresh
+
+# Every value the chart would otherwise generate, named instead: what `helm template | kubectl apply` and GitOps
+# tools (Argo CD, Flux), which cannot `lookup`, need so that no secret changes on the next sync (docs/chart.md).
+NO_GENERATED_VALUES = {
+    "secrets.fernetKey.existingSecret": "my-fernet",
+    "secrets.apiSecretKey.existingSecret": "my-api",
+    "secrets.jwtSecret.existingSecret": "my-jwt",
+    "auth.existingSecret": "my-passwords",
+    "postgresql.enabled": False,
+    "database.existingSecret": "my-db",
+}
 
 GENERATED = ("fernet-key", "api-secret-key", "jwt-secret", "auth", "postgresql")
 
@@ -40,16 +51,7 @@ def test_generated_passwords_file_has_one_password_per_user() -> None:
 
 
 def test_existing_secrets_replace_every_generated_one() -> None:
-    manifest = render(
-        {
-            "secrets.fernetKey.existingSecret": "my-fernet",
-            "secrets.apiSecretKey.existingSecret": "my-api",
-            "secrets.jwtSecret.existingSecret": "my-jwt",
-            "auth.existingSecret": "my-passwords",
-            "postgresql.enabled": False,
-            "database.existingSecret": "my-db",
-        }
-    )
+    manifest = render(NO_GENERATED_VALUES)
     assert not [
         s["metadata"]["name"] for s in manifest.of_kind("Secret") if "azure-connection" not in s["metadata"]["name"]
     ]
@@ -191,3 +193,14 @@ def test_containers_declare_no_privileged_or_host_settings(any_render: Manifest)
         assert not spec.get("hostPID"), where
         for container in all_containers(spec):
             assert not container["securityContext"].get("privileged"), where
+
+
+def test_without_lookup_the_documented_existing_secrets_make_every_render_identical() -> None:
+    assert render_fresh({}) != render_fresh({}), "defaults generate random secrets in every lookup-less render"
+    assert render_fresh(NO_GENERATED_VALUES) == render_fresh(NO_GENERATED_VALUES)
+
+
+def test_the_lookup_less_values_are_the_ones_docs_chart_md_lists() -> None:
+    section = (ROOT / "docs" / "chart.md").read_text().split("### Installs without `lookup`", 1)[1].split("\n#", 1)[0]
+    for key in NO_GENERATED_VALUES:
+        assert f"`{key}`" in section, key

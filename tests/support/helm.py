@@ -154,6 +154,11 @@ def render(
     return parse(_render_cached(_profiles(profile), _freeze(set_values), show_only))
 
 
+def render_fresh(set_values: Mapping[str, Any] | None = None, *, profile: str | None = None) -> str:
+    """The text of a new `helm template` run (never the cached one), to compare two renders."""
+    return _render_cached.__wrapped__(_profiles(profile), _freeze(set_values), None)
+
+
 def render_error(set_values: Mapping[str, Any] | None = None, *, profile: str | None = None) -> str:
     """The error helm prints for a render that must fail (raises AssertionError when it renders)."""
     try:
