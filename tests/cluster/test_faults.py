@@ -287,7 +287,6 @@ def test_azurite_stopped_during_a_push_fails_the_try_naming_the_storage_and_the_
         blobs = BlobServiceClient.from_connection_string(azurite_connection_string("127.0.0.1", port))
         folder = name.rsplit("/", 1)[0] + "/"
         assert [b.name for b in blobs.get_container_client(container).list_blobs(name_starts_with=folder)] == [name]
-    print(output[-6000:])
 
 
 @pytest.mark.parametrize("tamper", ["deleted", "altered"])
