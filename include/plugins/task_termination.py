@@ -29,7 +29,8 @@ class TaskTerminated(BaseException):
 
 
 def fail_on_sigterm() -> None:
-    """Chain SIGTERM: Airflow's handler first, then raise TaskTerminated in the task (once; later signals only log)."""
+    """Chain SIGTERM: Airflow's handler first, then TaskTerminated raised in the task (once: a later SIGTERM, which
+    arrives while the failure is reported, runs Airflow's handler only)."""
     airflow_handler = signal.getsignal(signal.SIGTERM)
     task_pid = os.getpid()
     raised = threading.Event()
