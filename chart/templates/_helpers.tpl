@@ -690,12 +690,13 @@ Call with (dict "root" $ "oneShot" true|false).
     {{- end }}
 {{- end -}}
 
-{{/* Init container that waits until the db-migrate Job has brought the schema to this image's version. */}}
+{{/* Init container that waits until the db-migrate Job has brought the schema to this image's version; it stops at once
+(include/db_migrate.py) when a newer Airflow has migrated the DB. */}}
 {{- define "airflow-azblob.waitForMigrations" -}}
 - name: wait-for-migrations
   image: {{ include "airflow-azblob.airflowImage" .root }}
   imagePullPolicy: {{ .root.Values.images.airflow.pullPolicy }}
-  args: ["airflow", "db", "check-migrations", "--migration-wait-timeout", {{ .root.Values.database.migrationWaitTimeout | quote }}]
+  args: ["python", "-m", "include.db_migrate", "check-migrations", "--migration-wait-timeout", {{ .root.Values.database.migrationWaitTimeout | quote }}]
   securityContext:
     {{- include "airflow-azblob.containerSecurityContext" .root | nindent 4 }}
   env:

@@ -65,6 +65,8 @@ LOCAL_KEYS = {
 # The keys that name the project's own files, which the image bakes under its PYTHONPATH (/opt/airflow) and this
 # machine reads from the checkout: chart value -> path in the checkout.
 PROJECT_KEYS = {("core", "plugins_folder"): "include/plugins"}
+# The chart's db-migrate Job runs `python` with these: the same refusal of a schema a newer Airflow migrated here.
+MIGRATE_ARGS = ("-m", "include.db_migrate", "migrate")
 
 
 def step(message: str) -> None:
@@ -239,12 +241,11 @@ def start_component(name: str, argv: list[str], env: dict[str, str], settings: S
     return process
 
 
-def airflow(env: dict[str, str], *args: str, timeout: float = 600) -> str:
-    result = subprocess.run(
-        [str(VENV_BIN / "airflow"), *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
+def run_checked(env: dict[str, str], argv: list[str], *, timeout: float = 600) -> str:
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     if result.returncode != 0:
-        raise StackError(f"`airflow {' '.join(args)}` failed:\n{(result.stdout + result.stderr)[-3000:]}")
+        shown = " ".join([Path(argv[0]).name, *argv[1:]])
+        raise StackError(f"`{shown}` failed:\n{(result.stdout + result.stderr)[-3000:]}")
     return result.stdout
 
 
@@ -305,8 +306,8 @@ class LocalStack:
         (s.home / "passwords.json").write_text(json.dumps({ADMIN: secret["admin_password"]}))
         env = airflow_env(s, secret, db_url, conn_id)
 
-        step("airflow db migrate")
-        airflow(env, "db", "migrate")
+        step("airflow db migrate (include/db_migrate.py, as the chart's db-migrate Job)")
+        run_checked(env, [str(VENV_BIN / "python"), *MIGRATE_ARGS])
 
         containers = {cfg.get("azblob_xcom", "container"), cfg.get("azure_remote_logging", "remote_wasb_log_container")}
         step(f"Blob containers: {', '.join(sorted(containers))}")

@@ -172,6 +172,21 @@ def test_plugins_folder_is_the_images_copy_of_include_plugins(any_render: Manife
     assert (ROOT / "include" / "plugins" / "task_termination.py").is_file()
 
 
+def test_every_include_module_the_chart_runs_is_in_include_which_the_image_bakes(any_render: Manifest) -> None:
+    """`python -m include.<module>` in a container's args or a *_CMD setting: the module is a file of include/, the
+    folder the Dockerfile copies under PYTHONPATH."""
+    assert copy_target("include/") == f"{parse().env['PYTHONPATH']}/include"
+    run = set()
+    for _, spec in any_render.pod_specs():
+        for container in all_containers(spec):
+            texts = [" ".join(map(str, container.get("args", []) + container.get("command", [])))]
+            texts += [str(value) for value in env_of(container).values()]
+            run |= {module for text in texts for module in re.findall(r"-m include\.([\w.]+)", text)}
+    assert "db_migrate" in run
+    for module in run:
+        assert (ROOT / "include" / f"{module.replace('.', '/')}.py").is_file(), module
+
+
 def test_image_mode_reads_the_folder_the_dockerfile_bakes_dags_into() -> None:
     baked = copy_target("/dags/", stage="dags")
     assert cfg(render({"dags.mode": "image"}))["core"]["dags_folder"] == baked

@@ -149,11 +149,11 @@ def test_api_server_health_test_fails_naming_an_unhealthy_field(fake_api: str, m
 def test_db_migrate_is_a_plain_job_named_per_revision_and_components_wait_for_it(defaults: Manifest) -> None:
     job = defaults.get("Job", "db-migrate-1")
     assert "helm.sh/hook" not in job["metadata"].get("annotations", {})
-    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["airflow", "db", "migrate"]
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["python", "-m", "include.db_migrate", "migrate"]
     for name in ("api-server", "scheduler", "dag-processor", "triggerer"):
         init = defaults.get("Deployment", name)["spec"]["template"]["spec"]["initContainers"][0]
         assert init["name"] == "wait-for-migrations"
-        assert init["args"][:3] == ["airflow", "db", "check-migrations"]
+        assert init["args"][:4] == ["python", "-m", "include.db_migrate", "check-migrations"]
 
 
 def test_api_server_gets_a_writable_copy_of_the_passwords_file(defaults: Manifest) -> None:

@@ -18,6 +18,7 @@ import pytest
 from include.metadata_db_url import async_url
 from scripts.devcluster.pki import Identity, Pki
 from scripts.devstack.services import Postgres
+from scripts.devstack.stack import MIGRATE_ARGS
 from tests.support.helm import Manifest, env_of, render
 
 SYNC = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
@@ -136,3 +137,87 @@ def test_airflows_own_derivation_fails_on_the_same_url(ssl_postgres: Postgres) -
     done = run_component({SYNC: f"{ssl_postgres.url}?sslmode=require"})
     assert done.returncode != 0
     assert "unexpected keyword argument 'sslmode'" in done.stderr
+
+
+# A revision no Airflow has: the DB as a newer Airflow's migration would leave it, for this image.
+NEWER_REVISION = "0123456789ab"
+
+
+@pytest.fixture(scope="module")
+def migrated_postgres() -> Iterator[Postgres]:
+    """A PostgreSQL migrated the chart's way: the db-migrate Job's command on an empty database."""
+    with Postgres() as postgres:
+        done = run_migrate_command(postgres, *render().get("Job", "db-migrate-1")["spec"]["template"]["spec"]
+                                   ["containers"][0]["args"])  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        yield postgres
+
+
+def run_migrate_command(postgres: Postgres, *argv: str) -> subprocess.CompletedProcess:
+    """``argv`` as a chart container runs it (``python`` or ``airflow`` of the image), against ``postgres``."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    return subprocess.run(
+        list(argv),
+        env={**os.environ, "PATH": path, SYNC: postgres.url},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def alembic_revision(postgres: Postgres, new: str | None = None) -> str:
+    """The DB's Alembic revision; with ``new``, set it first (what a newer Airflow's migration leaves)."""
+    import psycopg2
+
+    db = psycopg2.connect(host="127.0.0.1", port=postgres.port, user=postgres.USER, dbname=postgres.DATABASE)
+    try:
+        with db, db.cursor() as cursor:  # one transaction, committed
+            if new:
+                cursor.execute("UPDATE alembic_version SET version_num = %s", (new,))
+            cursor.execute("SELECT version_num FROM alembic_version")
+            return cursor.fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_the_charts_migrate_and_wait_commands_pass_on_a_current_schema(migrated_postgres: Postgres) -> None:
+    init = render().get("Deployment", "scheduler")["spec"]["template"]["spec"]["initContainers"][0]
+    assert init["name"] == "wait-for-migrations"
+    for args in (init["args"], ["python", "-m", "include.db_migrate", "migrate"]):
+        done = run_migrate_command(migrated_postgres, *args)
+        assert done.returncode == 0, (args, done.stderr[-3000:])
+
+
+def test_a_schema_a_newer_airflow_migrated_is_refused_at_once_with_the_downgrade_to_run(
+    migrated_postgres: Postgres,
+) -> None:
+    """Plain Airflow fails with Alembic's words (migrate) or only after the wait (check-migrations); the chart's
+    commands stop at once, name the revision, and print the downgrade back to this image's head. Nothing changes."""
+    from airflow.utils.db import _get_script_object
+
+    head = alembic_revision(migrated_postgres)
+    assert head == _get_script_object().get_current_head()
+    alembic_revision(migrated_postgres, NEWER_REVISION)
+    try:
+        plain = run_migrate_command(migrated_postgres, "airflow", "db", "migrate")
+        assert plain.returncode != 0
+        assert f"Can't locate revision identified by '{NEWER_REVISION}'" in plain.stderr + plain.stdout
+
+        init = render().get("Deployment", "scheduler")["spec"]["template"]["spec"]["initContainers"][0]
+        job = render().get("Job", "db-migrate-1")["spec"]["template"]["spec"]["containers"][0]
+        for args in (job["args"], init["args"]):
+            done = run_migrate_command(migrated_postgres, *args)
+            assert done.returncode == 3, (args, done.stderr[-3000:])
+            assert f"Alembic revision {NEWER_REVISION}" in done.stderr
+            assert "a newer Airflow has migrated it" in done.stderr
+            assert f"airflow db downgrade --to-revision {head} --yes" in done.stderr
+            assert "Waiting for migrations" not in done.stderr  # refused at once, not after the wait
+        assert alembic_revision(migrated_postgres) == NEWER_REVISION  # refused before touching anything
+    finally:
+        alembic_revision(migrated_postgres, head)
+
+
+def test_the_local_stack_migrates_with_the_charts_command() -> None:
+    job = render().get("Job", "db-migrate-1")["spec"]["template"]["spec"]["containers"][0]
+    assert job["args"] == ["python", *MIGRATE_ARGS]
