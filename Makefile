@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help install test lint format bench bench-local lock up down status demo push-dags-local
+.PHONY: help install test lint format bench bench-large bench-local lock up down status demo push-dags-local
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ push-dags-local: ## Commit ./dags to the local stack's Git repository (Airflow p
 
 bench: install ## XCom round-trip benchmark: writes docs/benchmarks/xcom.md and .png
 	$(PY) scripts/bench_xcom.py
+
+bench-large: install ## XCom with a 1 GB DataFrame: backend vs floor memory -> docs/benchmarks/xcom-large.md
+	$(PY) scripts/bench_xcom.py --large --cold-repeat 3
 
 bench-local: install ## Local stack: git push -> DAG runnable, and the DataFrame DAG's run time -> docs/benchmarks
 	$(PY) scripts/bench_local_stack.py

@@ -1,6 +1,8 @@
 """Benchmark: one DataFrame XCom round trip (push + pull) through Blob Storage, five ways, on one Azurite.
 
     make bench                                  # 1M and 10M rows, writes docs/benchmarks/xcom.{md,png,json}
+    make bench-large                            # a 1 GB DataFrame: memory of the backend vs the floor,
+                                                # writes docs/benchmarks/xcom-large.{md,json}
     .venv/bin/python scripts/bench_xcom.py --rows 100000 --repeat 1 --cold-repeat 1 --no-write   # a quick look
 
 Methods:
@@ -21,6 +23,7 @@ Two views, each measurement in a fresh process with the peak-RSS counter reset (
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -240,6 +243,7 @@ def measure_cold(stage: str, method: str, rows: int, handle_file: Path) -> dict[
               "peak_rss_mb": (rss_kb("VmHWM") - before) / 1024}  # fmt: skip
     if stage == "push":
         result["stored_bytes"] = stored
+        result["frame_mb"] = df.memory_usage(deep=True).sum() / 1e6
     else:
         result["exact"] = exact_copy(back, df)
     return result
@@ -264,17 +268,23 @@ def worker_env(connection_string: str) -> dict[str, str]:
     }
 
 
-def run_all(sizes: list[int], methods: list[str], repeat: int, cold_repeat: int) -> dict[str, list[dict[str, Any]]]:
-    """Warm round trips (best and median of ``repeat``) and cold pushes and pulls (``cold_repeat`` rounds, the
-    methods alternating within each round so a drift of the machine spreads over all of them)."""
+@contextlib.contextmanager
+def bench_env() -> Iterator[tuple[dict[str, str], str]]:
+    """(the workers' environment, a scratch AIRFLOW_HOME) with a fresh Azurite and its bench container."""
     from azure.storage.blob import BlobServiceClient
 
     from scripts.devstack.services import Azurite
 
-    warm, cold = [], []
     with tempfile.TemporaryDirectory() as home, Azurite() as azurite:
-        env = {**worker_env(azurite.connection_string), "AIRFLOW_HOME": home}
         BlobServiceClient.from_connection_string(azurite.connection_string).create_container(CONTAINER)
+        yield {**worker_env(azurite.connection_string), "AIRFLOW_HOME": home}, home
+
+
+def run_all(sizes: list[int], methods: list[str], repeat: int, cold_repeat: int) -> dict[str, list[dict[str, Any]]]:
+    """Warm round trips (best and median of ``repeat``) and cold pushes and pulls (``cold_repeat`` rounds, the
+    methods alternating within each round so a drift of the machine spreads over all of them)."""
+    warm, cold = [], []
+    with bench_env() as (env, home):
         for rows in sizes:
             for method in methods if repeat else []:
                 runs = [_run_worker(env, "warm", method, rows) for _ in range(repeat)]
@@ -312,6 +322,87 @@ def _cold_summary(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[st
         "peak_rss_mb": max(max(push["peak_rss_mb"], pull["peak_rss_mb"]) for push, pull in pairs),
         "stored_bytes": first["stored_bytes"], "exact": all(pull["exact"] for _, pull in pairs),
     }  # fmt: skip
+
+
+DEFAULT_ROWS = [1_000_000, 10_000_000]
+LARGE_ROWS = 20_000_000  # 7 mixed columns: about 1 GB in memory
+
+
+def run_large(rows: int, rounds: int) -> list[dict[str, Any]]:
+    """Cold pushes and pulls of one big DataFrame, backend and floor alternating: each stage's peak RSS (the highest
+    of ``rounds``) and median seconds."""
+    pairs: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {"backend": [], "floor": []}
+    with bench_env() as (env, home):
+        for _ in range(rounds):
+            for method, done in pairs.items():
+                done.append(_cold_pair(env, method, rows, home))
+    results = []
+    for method, done in pairs.items():
+        push = done[0][0]
+        results.append(
+            {
+                "method": method, "rows": rows, "runs": rounds, "frame_mb": push["frame_mb"],
+                "stored_bytes": push["stored_bytes"],
+                "push_seconds": statistics.median(p["seconds"] for p, _ in done),
+                "pull_seconds": statistics.median(p["seconds"] for _, p in done),
+                "push_peak_mb": max(p["peak_rss_mb"] for p, _ in done),
+                "pull_peak_mb": max(p["peak_rss_mb"] for _, p in done),
+                "exact": all(p["exact"] for _, p in done),
+            }
+        )  # fmt: skip
+        print(_large_row(results[-1]), flush=True)
+    return results
+
+
+LARGE_HEADER = (
+    "| method | push s | push peak MB (x frame) | pull s | pull peak MB (x frame) | stored MB | exact |\n"
+    "|---|---:|---:|---:|---:|---:|:---:|"
+)
+
+
+def _large_row(r: dict[str, Any]) -> str:
+    push, pull, frame = r["push_peak_mb"], r["pull_peak_mb"], r["frame_mb"]
+    return (
+        f"| {LABELS[r['method']]} | {r['push_seconds']:.1f} | {push:.0f} ({push / frame:.2f}x) "
+        f"| {r['pull_seconds']:.1f} | {pull:.0f} ({pull / frame:.2f}x) "
+        f"| {r['stored_bytes'] / 1e6:.0f} | {'yes' if r['exact'] else 'no'} |"
+    )
+
+
+def large_verdict(results: list[dict[str, Any]]) -> list[str]:
+    """The backend's memory bound: no stage above the floor's peak for the same DataFrame."""
+    ours, floor = ({r["method"]: r for r in results}[m] for m in ("backend", "floor"))
+    return [
+        f"- {stage}: the backend's peak {ours[f'{stage}_peak_mb']:.0f} MB = "
+        f"{ours[f'{stage}_peak_mb'] / floor[f'{stage}_peak_mb']:.2f}x the floor's {floor[f'{stage}_peak_mb']:.0f} MB "
+        f"(bound <= 1x): {'within' if ours[f'{stage}_peak_mb'] <= floor[f'{stage}_peak_mb'] else 'OVER'}"
+        for stage in ("push", "pull")
+    ]
+
+
+def write_large_docs(results: list[dict[str, Any]]) -> None:
+    DOCS.mkdir(parents=True, exist_ok=True)
+    (DOCS / "xcom-large.json").write_text(json.dumps(results, indent=2) + "\n")
+    first = results[0]
+    text = f"""# XCom benchmark: a 1 GB DataFrame
+
+Generated by `make bench-large` (scripts/bench_xcom.py --large) on {time.strftime("%Y-%m-%d")}: one DataFrame of
+{first["rows"]:,} rows x 7 mixed columns ({first["frame_mb"]:,.0f} MB in memory, `memory_usage(deep=True)`), pushed in
+a fresh process and pulled in another, as two tasks would, through a local Azurite; the backend and the floor
+(Parquet zstd + azure-storage-blob) alternating, {first["runs"]} rounds. Peak is the process's memory high-water mark
+above its RSS before the call, the highest of the rounds: the push's excludes the frame it was given, the pull's
+includes the frame it returns. Seconds are medians. Machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}.
+
+{LARGE_HEADER}
+{chr(10).join(_large_row(r) for r in results)}
+
+{chr(10).join(large_verdict(results))}
+
+A worker that pushes a DataFrame needs its memory for the frame plus the push's peak; one that pulls it needs the
+pull's peak (the frame included). Size the worker pods' memory limit (`workers.resources`) from these multiples.
+"""
+    (DOCS / "xcom-large.md").write_text(text)
+    print(f"wrote {DOCS / 'xcom-large.md'} and xcom-large.json")
 
 
 def _run_worker(env: dict[str, str], mode: str, method: str, rows: int, handle: Path | None = None) -> dict[str, Any]:
@@ -471,12 +562,18 @@ def plot(results: dict[str, list[dict[str, Any]]], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--rows", type=int, nargs="+", default=DEFAULT_ROWS)
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--repeat", type=int, default=3, help="warm runs per method and size (0: no warm runs)")
     parser.add_argument("--cold-repeat", type=int, default=5, help="cold rounds per size (0: no cold runs)")
     parser.add_argument("--no-write", action="store_true", help="print the tables only; leave docs/ alone")
     parser.add_argument("--replot", action="store_true", help="rewrite docs/ from the saved xcom.json, no runs")
+    parser.add_argument(
+        "--large",
+        action="store_true",
+        help=f"the 1 GB case: backend and floor, cold, {LARGE_ROWS:,} rows "
+        "unless --rows, --cold-repeat rounds; writes docs/benchmarks/xcom-large.md",
+    )
     parser.add_argument("--worker", nargs=2, metavar=("MODE", "METHOD"), help=argparse.SUPPRESS)
     parser.add_argument("--handle", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -491,6 +588,13 @@ def main() -> None:
         return
     if args.replot:
         write_docs(json.loads((DOCS / "xcom.json").read_text()))
+        return
+    if args.large:
+        rows = args.rows[0] if args.rows != DEFAULT_ROWS else LARGE_ROWS
+        large = run_large(rows, args.cold_repeat)
+        print("\n".join(large_verdict(large)))
+        if not args.no_write:
+            write_large_docs(large)
         return
     results = run_all(args.rows, args.methods, args.repeat, args.cold_repeat)
     print("\n".join(warm_ratios(results["warm"]) + cold_ratios(results["cold"])))

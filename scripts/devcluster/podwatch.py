@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,14 +111,22 @@ class PodWatch:
         with self._lock:
             return dict(self._pods)
 
+    def wait_until_settled(self, *, count: int, timeout: float) -> dict[str, PodLife]:
+        """Wait until at least ``count`` pods were seen and each one was deleted or failed (the executor keeps failed
+        pods for inspection); fail after ``timeout`` s."""
+        return self._wait(count, timeout, lambda p: p.deleted or "Failed" in p.phases, "deleted or failed")
+
     def wait_until_gone(self, *, count: int, timeout: float) -> dict[str, PodLife]:
         """Wait until at least ``count`` pods were seen and every one was deleted; fail after ``timeout`` s."""
+        return self._wait(count, timeout, lambda p: p.deleted, "deleted")
+
+    def _wait(self, count: int, timeout: float, done: Callable[[PodLife], Any], what: str) -> dict[str, PodLife]:
         deadline = time.monotonic() + timeout
         while True:
             pods = self.pods()
-            if len(pods) >= count and all(p.deleted for p in pods.values()):
+            if len(pods) >= count and all(done(p) for p in pods.values()):
                 return pods
             if time.monotonic() > deadline:
-                states = {name: (p.phases, bool(p.deleted)) for name, p in pods.items()}
-                raise TimeoutError(f"worker pods not all deleted within {timeout:.0f} s: {states}")
+                states = {name: (p.phases, bool(p.deleted)) for name, p in pods.items() if not done(p)}
+                raise TimeoutError(f"worker pods not all {what} within {timeout:.0f} s: {states}")
             time.sleep(0.2)
