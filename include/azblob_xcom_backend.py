@@ -33,7 +33,9 @@ blob or unreachable storage raises an error that names the reference; it never r
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib
 import io
 import json
 import logging
@@ -671,6 +673,8 @@ class WasbXComBackend(BaseXCom):
             return BaseXCom.deserialize_value(result)
         config = BackendConfig.from_airflow()
         started = time.perf_counter()
+        if ref.format == "parquet":  # import the decoder while the blob downloads
+            in_background(importlib.import_module, "pyarrow.parquet")
         data = download(config, ref)
         value = decode_table(data, ref.python_type) if ref.format == "parquet" else decode_json(data, ref.compression)
         log.info(
@@ -700,8 +704,25 @@ class WasbXComBackend(BaseXCom):
         log.info("Purged XCom blob %s" if deleted else "XCom blob %s was already gone", ref.uri)
 
 
+def in_background(work: Any, *args: Any) -> threading.Thread:
+    """Start ``work(*args)`` in a thread, to overlap what a task's first XCom call pays once (the connection lookup,
+    the client, imports) with its own work. Errors are dropped: the caller does the same work again afterwards and
+    meets them there, in its own thread."""
+
+    def run() -> None:
+        with contextlib.suppress(Exception):
+            work(*args)
+
+    thread = threading.Thread(target=run, name="azblob-xcom-warmup", daemon=True)
+    thread.start()
+    return thread
+
+
 def _store_table(config: BackendConfig, ids: XComIds, value: Any) -> Any:
+    # Arrow encodes without the GIL: build the client (connection lookup, SDK import) meanwhile.
+    warming = in_background(service_client, config.conn_id)
     data, python_type, rows, columns = encode_table(value, config.compression)
+    warming.join()
     # The inline form is hex-encoded Parquet (about twice these bytes): only a small frame can stay inline.
     if data.size <= config.threshold and python_type == "pandas.DataFrame":
         serialized = BaseXCom.serialize_value(value)
