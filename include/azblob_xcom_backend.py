@@ -719,16 +719,25 @@ def in_background(work: Any, *args: Any) -> threading.Thread:
 
 
 def _store_table(config: BackendConfig, ids: XComIds, value: Any) -> Any:
-    # Arrow encodes without the GIL: build the client (connection lookup, SDK import) meanwhile.
-    warming = in_background(service_client, config.conn_id)
+    # Arrow encodes without the GIL: build the client (connection lookup, SDK import) meanwhile, unless the table is
+    # small enough in memory that it may stay inline (a wrong guess costs time, never correctness).
+    warming = in_background(service_client, config.conn_id) if _nbytes(value) > config.threshold else None
     data, python_type, rows, columns = encode_table(value, config.compression)
-    warming.join()
     # The inline form is hex-encoded Parquet (about twice these bytes): only a small frame can stay inline.
     if data.size <= config.threshold and python_type == "pandas.DataFrame":
         serialized = BaseXCom.serialize_value(value)
         if inline_size(serialized) <= config.threshold:
             return serialized
+    if warming:
+        warming.join()  # one client: the upload must not build a second one beside it
     return _offload(config, ids, data, "parquet", python_type, rows=rows, columns=columns)
+
+
+def _nbytes(table: Any) -> int:
+    """A DataFrame's or Table's size in memory, cheaply (string contents not counted)."""
+    if hasattr(table, "memory_usage"):
+        return int(table.memory_usage(index=True, deep=False).sum())
+    return table.nbytes
 
 
 def _offload(

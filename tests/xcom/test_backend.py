@@ -145,6 +145,18 @@ def test_small_values_stay_inline_exactly_as_base_xcom_stores_them(xcom_env, mon
             assert result == value
 
 
+def test_a_frame_that_stays_inline_builds_no_blob_client_and_a_large_one_builds_one(xcom_env, monkeypatch):
+    """The first push builds the client beside the Parquet encode only for a frame that will likely go to Blob:
+    a small one stored inline pays no connection lookup; a large one gets exactly one client."""
+    monkeypatch.delenv("AIRFLOW__AZBLOB_XCOM__THRESHOLD")  # the default, 64 KiB
+    backend.service_client.cache_clear()
+    assert "azblob_xcom_ref" not in json.dumps(push(pd.DataFrame({"a": [1, 2]})))  # inline
+    assert backend.service_client.cache_info().currsize == 0
+    assert "azblob_xcom_ref" in push(pd.DataFrame({"a": range(100_000)}))
+    info = backend.service_client.cache_info()
+    assert (info.currsize, info.misses) == (1, 1)
+
+
 def test_threshold_is_inclusive_on_the_inline_json_size(xcom_env, monkeypatch):
     value = "x" * 100
     size = backend.inline_size(BaseXCom.serialize_value(value))
