@@ -112,11 +112,15 @@ def ssl_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]
         yield postgres
 
 
+def image_env(env: dict[str, str]) -> dict[str, str]:
+    """This environment plus ``env``, with the venv first on PATH: `python` and `airflow` as in the image."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **env}
+
+
 def run_component(env: dict[str, str]) -> subprocess.CompletedProcess:
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # `python` is the image's Python
     return subprocess.run(
         [sys.executable, "-c", BOTH_SESSIONS],
-        env={**os.environ, "PATH": path, **env},
+        env=image_env(env),
         capture_output=True,
         text=True,
         timeout=120,
@@ -143,22 +147,32 @@ def test_airflows_own_derivation_fails_on_the_same_url(ssl_postgres: Postgres) -
 NEWER_REVISION = "0123456789ab"
 
 
+def migrate_args() -> list[str]:
+    """The db-migrate Job's command."""
+    return render().get("Job", "db-migrate-1")["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def wait_for_migrations_args() -> list[str]:
+    """The command of the components' wait-for-migrations init container."""
+    init = render().get("Deployment", "scheduler")["spec"]["template"]["spec"]["initContainers"][0]
+    assert init["name"] == "wait-for-migrations"
+    return init["args"]
+
+
 @pytest.fixture(scope="module")
 def migrated_postgres() -> Iterator[Postgres]:
     """A PostgreSQL migrated the chart's way: the db-migrate Job's command on an empty database."""
     with Postgres() as postgres:
-        done = run_migrate_command(postgres, *render().get("Job", "db-migrate-1")["spec"]["template"]["spec"]
-                                   ["containers"][0]["args"])  # fmt: skip
+        done = run_migrate_command(postgres, *migrate_args())
         assert done.returncode == 0, done.stderr[-3000:]
         yield postgres
 
 
 def run_migrate_command(postgres: Postgres, *argv: str) -> subprocess.CompletedProcess:
     """``argv`` as a chart container runs it (``python`` or ``airflow`` of the image), against ``postgres``."""
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     return subprocess.run(
         list(argv),
-        env={**os.environ, "PATH": path, SYNC: postgres.url},
+        env=image_env({SYNC: postgres.url}),
         capture_output=True,
         text=True,
         timeout=300,
@@ -182,9 +196,7 @@ def alembic_revision(postgres: Postgres, new: str | None = None) -> str:
 
 
 def test_the_charts_migrate_and_wait_commands_pass_on_a_current_schema(migrated_postgres: Postgres) -> None:
-    init = render().get("Deployment", "scheduler")["spec"]["template"]["spec"]["initContainers"][0]
-    assert init["name"] == "wait-for-migrations"
-    for args in (init["args"], ["python", "-m", "include.db_migrate", "migrate"]):
+    for args in (wait_for_migrations_args(), migrate_args()):
         done = run_migrate_command(migrated_postgres, *args)
         assert done.returncode == 0, (args, done.stderr[-3000:])
 
@@ -204,9 +216,7 @@ def test_a_schema_a_newer_airflow_migrated_is_refused_at_once_with_the_downgrade
         assert plain.returncode != 0
         assert f"Can't locate revision identified by '{NEWER_REVISION}'" in plain.stderr + plain.stdout
 
-        init = render().get("Deployment", "scheduler")["spec"]["template"]["spec"]["initContainers"][0]
-        job = render().get("Job", "db-migrate-1")["spec"]["template"]["spec"]["containers"][0]
-        for args in (job["args"], init["args"]):
+        for args in (migrate_args(), wait_for_migrations_args()):
             done = run_migrate_command(migrated_postgres, *args)
             assert done.returncode == 3, (args, done.stderr[-3000:])
             assert f"Alembic revision {NEWER_REVISION}" in done.stderr
@@ -219,5 +229,4 @@ def test_a_schema_a_newer_airflow_migrated_is_refused_at_once_with_the_downgrade
 
 
 def test_the_local_stack_migrates_with_the_charts_command() -> None:
-    job = render().get("Job", "db-migrate-1")["spec"]["template"]["spec"]["containers"][0]
-    assert job["args"] == ["python", *MIGRATE_ARGS]
+    assert migrate_args() == ["python", *MIGRATE_ARGS]
