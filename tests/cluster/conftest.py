@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from scripts.devstack.services import ROOT, free_port
-from scripts.kind_smoke import Api
+from scripts.kind_smoke import Api, wait_for
 from tests.support.cluster import (
     LocalCluster,
     cluster_script,
@@ -68,6 +68,20 @@ class Deployment:
         pushed = self.cluster.deploy("push-dags", env=env)
         assert pushed.returncode == 0, pushed.stdout + pushed.stderr
         return re.search(r"pushing ([0-9a-f]{7,}) to ", pushed.stdout + pushed.stderr)[1]
+
+    def push_and_register(self, api: Api, workdir: Path, dag_file: Path, dag_id: str, *, timeout: float) -> str:
+        """Push dags/ plus ``dag_file``; wait until ``dag_id`` is registered from that commit (not a registration
+        left over from an earlier push, not stale); returns the commit."""
+        commit = self.push_dags(workdir, dag_file)
+
+        def registered_from_the_push() -> bool:
+            if not api.dag_exists(dag_id):
+                return False
+            dag = api.call("GET", f"/api/v2/dags/{dag_id}")
+            return not dag["is_stale"] and (dag["bundle_version"] or "").startswith(commit)
+
+        wait_for(f"{dag_id} of commit {commit} to be registered", registered_from_the_push, timeout=timeout)
+        return commit
 
 
 @pytest.fixture(scope="package")

@@ -56,15 +56,7 @@ def api(deployment: Deployment) -> Iterator[Api]:
 
 @pytest.fixture(scope="module")
 def fault_dag(deployment: Deployment, api: Api, tmp_path_factory: pytest.TempPathFactory) -> str:
-    commit = deployment.push_dags(tmp_path_factory.mktemp("faults"), FAULT_DAG)
-
-    def registered_from_the_push() -> bool:  # not a registration left over from an earlier push
-        if not api.dag_exists(DAG_ID):
-            return False
-        dag = api.call("GET", f"/api/v2/dags/{DAG_ID}")
-        return not dag["is_stale"] and (dag["bundle_version"] or "").startswith(commit)
-
-    wait_for(f"{DAG_ID} of commit {commit} to be registered", registered_from_the_push, timeout=REGISTERED_BOUND_S)
+    deployment.push_and_register(api, tmp_path_factory.mktemp("faults"), FAULT_DAG, DAG_ID, timeout=REGISTERED_BOUND_S)
     release(api, "nothing yet")
     return DAG_ID
 

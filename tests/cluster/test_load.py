@@ -23,7 +23,7 @@ from azure.storage.blob import BlobServiceClient
 from include.azblob_xcom_backend import metadata_ids, parse_uri
 from scripts.devcluster.podwatch import EXECUTOR_SELECTOR, PodLife, PodWatch
 from scripts.devstack.services import azurite_connection_string
-from scripts.kind_smoke import Api, run_path, trigger_dag, wait_for, wait_for_run
+from scripts.kind_smoke import Api, run_path, trigger_dag, wait_for_run
 from tests.cluster.conftest import Deployment
 from tests.support.cluster import NAMESPACE
 from tests.support.helm import FULLNAME
@@ -63,14 +63,7 @@ def peak(intervals: Iterable[tuple[float | None, float | None]]) -> int:
 
 @pytest.fixture(scope="module")
 def load_run(deployment: Deployment, api: Api, tmp_path_factory: pytest.TempPathFactory) -> LoadRun:
-    commit = deployment.push_dags(tmp_path_factory.mktemp("load"), LOAD_DAG)
-
-    def registered_from_the_push() -> bool:
-        if not api.dag_exists(DAG_ID):
-            return False
-        return (api.call("GET", f"/api/v2/dags/{DAG_ID}")["bundle_version"] or "").startswith(commit)
-
-    wait_for(f"{DAG_ID} of commit {commit} to be registered", registered_from_the_push, timeout=REGISTERED_BOUND_S)
+    deployment.push_and_register(api, tmp_path_factory.mktemp("load"), LOAD_DAG, DAG_ID, timeout=REGISTERED_BOUND_S)
     with PodWatch(deployment.cluster.kubeconfig, NAMESPACE, f"{EXECUTOR_SELECTOR},dag_id={DAG_ID}") as watch:
         started = time.monotonic()
         run_id = trigger_dag(api, DAG_ID)
