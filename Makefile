@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help install test lint format bench bench-large bench-local lock up down status demo push-dags-local
+.PHONY: help install test lint format bench bench-large bench-local lifecycle-policy lock up down status demo push-dags-local
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ bench-large: install ## XCom with a 1 GB DataFrame: backend vs floor memory -> d
 
 bench-local: install ## Local stack: git push -> DAG runnable, and the DataFrame DAG's run time -> docs/benchmarks
 	$(PY) scripts/bench_local_stack.py
+
+lifecycle-policy: ## Azure lifecycle-management policy (JSON on stdout) for the log and XCom blobs of VALUES=<values.yaml>
+	@$(PY) scripts/lifecycle_policy.py $(foreach file,$(VALUES),--values $(file))
 
 lock: ## Re-resolve requirements.lock from requirements*.txt (universal: Python 3.11 and 3.12)
 	$(VENV)/bin/uv pip compile requirements.txt requirements-dev.txt --universal --python-version 3.11 \

@@ -286,6 +286,7 @@ core:
   simple_auth_manager_users: auth.users
   simple_auth_manager_passwords_file: auth.existingSecret
   fernet_key: secrets.fernetKey.existingSecret
+  default_timezone: timezone
 azblob_xcom:
   conn_id: azure.connection.id
   container: xcom.container
@@ -319,6 +320,7 @@ dag_processor:
   "execution_api_server_url" (include "airflow-azblob.executionApiUrl" .)
   "simple_auth_manager_users" (join "," $v.auth.users)
   "simple_auth_manager_passwords_file" (printf "%s/passwords.json" (include "airflow-azblob.authDir" .))
+  "default_timezone" $v.timezone
 -}}
 {{- $_ := set $core "xcom_backend" (include "airflow-azblob.xcomBackend" .) -}}
 {{- $cfg := dict "core" $core -}}
@@ -473,7 +475,7 @@ capabilities:
 
 {{/*
 Environment of an Airflow container. Call with (dict "root" $ "component" <name>).
-Components: api-server, scheduler, dag-processor, triggerer, worker, db-migrate, job (containers, tests).
+Components: api-server, scheduler, dag-processor, triggerer, worker, db-migrate, db-cleanup, job (containers, tests).
 */}}
 {{- define "airflow-azblob.airflowEnv" -}}
 {{- $root := .root -}}
@@ -502,7 +504,7 @@ Components: api-server, scheduler, dag-processor, triggerer, worker, db-migrate,
       name: {{ $v.dags.gitBundle.connectionSecret }}
       key: connection
 {{- end }}
-{{- if has .component (list "api-server" "scheduler" "dag-processor" "triggerer" "db-migrate") }}
+{{- if has .component (list "api-server" "scheduler" "dag-processor" "triggerer" "db-migrate" "db-cleanup") }}
 - name: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN
   valueFrom:
     secretKeyRef:

@@ -163,3 +163,50 @@ def test_api_server_gets_a_writable_copy_of_the_passwords_file(defaults: Manifes
     auth = next(v for v in spec["volumes"] if v["name"] == "auth")
     assert auth == {"name": "auth", "emptyDir": {}}
     assert "simple_auth_manager_passwords_file = /opt/airflow/auth/passwords.json" in defaults.airflow_cfg()
+
+
+def cleanup_container(manifest: Manifest) -> dict:
+    cronjob = manifest.get("CronJob", "db-cleanup")
+    return cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_db_cleanup_cronjob_runs_include_db_cleanup_with_the_values_settings(defaults: Manifest) -> None:
+    from include.db_cleanup import parser
+
+    cronjob = defaults.get("CronJob", "db-cleanup")
+    assert cronjob["spec"]["schedule"] == "17 3 * * *"
+    assert cronjob["spec"]["timeZone"] == "UTC"
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["initContainers"][0]["name"] == "wait-for-migrations"
+    args = cleanup_container(defaults)["args"]
+    assert args[:3] == ["python", "-m", "include.db_cleanup"]
+    parsed = parser().parse_args(args[3:])  # the CLI accepts what the chart renders
+    assert (parsed.retention_days, parsed.xcom_blob_grace_hours, parsed.max_blob_deletions) == (90, 24, 10_000)
+    assert (parsed.batch_size, parsed.dry_run) == (None, False)
+    env = env_of(cleanup_container(defaults))
+    assert {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW_CONN_WASB_DEFAULT"} <= set(env)
+
+
+def test_db_cleanup_values_reach_its_command_and_it_can_be_turned_off() -> None:
+    from include.db_cleanup import parser
+
+    tuned = render(
+        {
+            "jobs.dbCleanup.retentionDays": 30.5,
+            "jobs.dbCleanup.xcomBlobGraceHours": 0,
+            "jobs.dbCleanup.maxBlobDeletions": 500,
+            "jobs.dbCleanup.batchSize": 1000,
+            "jobs.dbCleanup.dryRun": True,
+            "jobs.dbCleanup.schedule": "0 1 * * 0",
+            "timezone": "Asia/Seoul",
+        }
+    )
+    parsed = parser().parse_args(cleanup_container(tuned)["args"][3:])
+    assert (parsed.retention_days, parsed.xcom_blob_grace_hours, parsed.max_blob_deletions) == (30.5, 0, 500)
+    assert (parsed.batch_size, parsed.dry_run) == (1000, True)
+    cronjob = tuned.get("CronJob", "db-cleanup")
+    assert (cronjob["spec"]["schedule"], cronjob["spec"]["timeZone"]) == ("0 1 * * 0", "Asia/Seoul")
+    own_zone = render({"timezone": "Asia/Seoul", "jobs.dbCleanup.timeZone": "Etc/UTC"})
+    assert own_zone.get("CronJob", "db-cleanup")["spec"]["timeZone"] == "Etc/UTC"
+    assert not render({"jobs.dbCleanup.enabled": False}).has("CronJob", "db-cleanup")

@@ -107,6 +107,10 @@ def test_misconfiguration_fails_naming_the_value_to_set(values: dict, sentence: 
         ({"postgresql.persistence.size": "lots"}, "/postgresql/persistence/size"),
         ({**GIT_SYNC, "dags.gitSync.ref": ""}, "/dags/gitSync/ref"),
         ({"database.migrationWaitTimeout": 0}, "/database/migrationWaitTimeout"),
+        ({"jobs.dbCleanup.retentionDays": 0}, "/jobs/dbCleanup/retentionDays"),
+        ({"jobs.dbCleanup.xcomBlobGraceHours": -1}, "/jobs/dbCleanup/xcomBlobGraceHours"),
+        ({"timezone": "KST"}, "/timezone"),
+        ({"timezone": "Asia/Seoul "}, "/timezone"),
     ],
     ids=[
         "unknown top-level key",
@@ -122,6 +126,10 @@ def test_misconfiguration_fails_naming_the_value_to_set(values: dict, sentence: 
         "size that is no quantity",
         "empty git ref",
         "no migration wait",
+        "cleanup of every row",
+        "negative blob grace",
+        "zone abbreviation",
+        "zone with a space",
     ],
 )
 def test_values_schema_rejects_unknown_keys_and_bad_values(values: dict, where: str) -> None:

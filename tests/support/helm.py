@@ -94,7 +94,7 @@ class Manifest:
         return jmespath.search(expression, self.objects)
 
     def pod_specs(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(name, pod spec) of every workload, test Pod, and the worker pod template."""
+        """(name, pod spec) of every workload (CronJobs included), test Pod, and the worker pod template."""
         for obj in self.objects:
             kind, name = obj["kind"], obj["metadata"]["name"]
             if kind == "StatefulSet":
@@ -105,6 +105,8 @@ class Manifest:
                 yield f"{kind}/{name}", spec
             elif kind in ("Deployment", "Job"):
                 yield f"{kind}/{name}", obj["spec"]["template"]["spec"]
+            elif kind == "CronJob":
+                yield f"{kind}/{name}", obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
             elif kind == "Pod":
                 yield f"Pod/{name}", obj["spec"]
         if self.has("ConfigMap", "pod-template"):

@@ -1,0 +1,173 @@
+"""Metadata DB cleanup: `airflow db clean` of rows older than a retention, then the XCom blobs it orphaned.
+
+Why: Airflow never deletes old DAG runs, task instances, XComs, audit-log or job rows by itself, and the metadata
+DB grows for ever. `airflow db clean` deletes them, but an XCom row deleted there leaves its blob behind in Azure
+Blob Storage. So this runs both, in this order, and is what the chart's db-cleanup CronJob runs:
+
+    python -m include.db_cleanup --retention-days 90 [--xcom-blob-grace-hours 24] [--max-blob-deletions N]
+                                 [--batch-size N] [--dry-run]
+
+1. ``airflow db clean --clean-before-timestamp <now - retention> --skip-archive --yes --error-on-cleanup-failure``
+   (every table Airflow's cleanup knows; no archive tables, the point is to free space).
+2. The XCom orphan sweep of include/blob_retention.py over the backend's container ([azblob_xcom] container,
+   prefix, conn_id), with each XCom row read from the metadata DB: a blob older than the grace period that no row
+   references is deleted. The grace covers a task between uploading its blob and writing its row. A blob that
+   cannot be decided is kept and reported.
+
+Exit status: 0 when both steps ran (skipped blobs are warnings), 1 when `airflow db clean` failed (nothing swept),
+2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from include.azblob_xcom_backend import XComIds
+
+log = logging.getLogger("include.db_cleanup")
+
+
+def at_least(minimum: float, *, integer: bool = False) -> Any:
+    """An argparse type: a number (a whole one if ``integer``) not below ``minimum``."""
+    kind = "a whole number" if integer else "a number"
+
+    def parse(text: str) -> float:
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            value = None
+        if value is None or not value >= minimum:  # `not >=` also refuses NaN
+            raise argparse.ArgumentTypeError(f"expected {kind} >= {minimum:g}, got {text!r}")
+        return value
+
+    return parse
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m include.db_cleanup",
+        description="airflow db clean of old metadata rows, then the sweep of the XCom blobs no row references.",
+    )
+    parser.add_argument(
+        "--retention-days", type=at_least(1), required=True, help="delete metadata rows older than this (>= 1)"
+    )
+    parser.add_argument(
+        "--xcom-blob-grace-hours",
+        type=at_least(0),
+        default=24.0,
+        help="keep an unreferenced XCom blob younger than this: a task may be between uploading it and writing its "
+        "row (0 only where no task runs meanwhile)",
+    )
+    parser.add_argument(
+        "--max-blob-deletions", type=at_least(1, integer=True), default=10_000, help="bound on blobs per run"
+    )
+    parser.add_argument("--batch-size", type=at_least(1, integer=True), help="rows per `airflow db clean` transaction")
+    parser.add_argument("--dry-run", action="store_true", help="report what would be deleted; delete nothing")
+    return parser
+
+
+def db_clean_argv(args: argparse.Namespace, now: datetime) -> list[str]:
+    """The `airflow db clean` command line for ``args``."""
+    cutoff = now - timedelta(days=args.retention_days)
+    argv = ["db", "clean", "--clean-before-timestamp", cutoff.isoformat(), "--skip-archive", "--yes"]
+    argv.append("--error-on-cleanup-failure")
+    if args.batch_size:
+        argv += ["--batch-size", str(args.batch_size)]
+    if args.dry_run:
+        argv.append("--dry-run")
+    return argv
+
+
+def run_airflow(argv: list[str]) -> int:
+    """Run the airflow CLI in this process (one interpreter start instead of two); its exit status."""
+    from airflow.__main__ import main as airflow
+
+    sys.argv = ["airflow", *argv]
+    try:
+        airflow()
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 1
+    return 0
+
+
+def db_referenced_uri(ids: XComIds) -> str | None:
+    """The uri of the reference in the XCom row of ``ids``, read from the metadata DB; None when there is no such
+    row or its value is not a reference (the Execution API's answer inside a task, without the API)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from include.azblob_xcom_backend import BlobReference, XComReferenceError
+    from include.blob_retention import LookupFailed
+
+    query = select(XComModel.value).where(
+        XComModel.dag_id == ids.dag_id,
+        XComModel.run_id == ids.run_id,
+        XComModel.task_id == ids.task_id,
+        XComModel.map_index == ids.map_index,
+        XComModel.key == ids.key,
+    )
+    try:
+        with create_session() as session:
+            values = session.execute(query).scalars().all()
+    except Exception as err:  # unknown is never deleted
+        raise LookupFailed(f"XCom lookup failed: {type(err).__name__}: {err}") from err
+    if not values:
+        return None
+    value = values[0]
+    if isinstance(value, str):  # a value stored through XComModel.serialize_value is JSON text in the JSON column
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    try:
+        ref = BlobReference.from_json(value)
+    except XComReferenceError as err:
+        raise LookupFailed(f"its XCom row holds a broken reference: {err}") from None
+    return None if ref is None else ref.uri
+
+
+def sweep_xcom_blobs(args: argparse.Namespace, now: datetime) -> dict[str, Any]:
+    """The XCom orphan sweep over the backend's container, rows read from the metadata DB."""
+    from include.azblob_xcom_backend import BackendConfig
+    from include.blob_retention import open_container, sweep_xcom_container
+
+    config = BackendConfig.from_airflow()
+    container = open_container(config.conn_id, config.container, "XCom")
+    if container is None:
+        return {"location": config.container, "scanned": 0}
+    report = sweep_xcom_container(
+        container,
+        config.prefix,
+        now - timedelta(hours=args.xcom_blob_grace_hours),
+        dry_run=args.dry_run,
+        max_deletions=args.max_blob_deletions,
+        lookup=db_referenced_uri,
+    )
+    report.log_summary("XCom blob")
+    return report.as_dict()
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    now = datetime.now(UTC)
+    clean = db_clean_argv(args, now)
+    log.info("Step 1/2: airflow %s", " ".join(clean))
+    status = run_airflow(clean)
+    if status != 0:
+        log.error("airflow db clean exited %d: no XCom blob swept (a blob is only judged after its rows are).", status)
+        return 1
+    log.info("Step 2/2: XCom blobs no row references, older than %s hours", f"{args.xcom_blob_grace_hours:g}")
+    sweep_xcom_blobs(args, now)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

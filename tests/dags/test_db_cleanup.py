@@ -1,0 +1,170 @@
+"""include/db_cleanup.py (the chart's db-cleanup CronJob) run for real: `airflow db clean` on the metadata DB, then
+the sweep of the XCom blobs whose rows it deleted, against Azurite.
+
+Setup (once per module): tests/dags/dags/retention_fixture.py runs twice with `airflow dags test` (five offloaded
+XComs per run). The first run is made 100 days old the only way a test can: its dag_run, task_instance and xcom
+timestamps are moved back in the DB. Then the cleanup runs three times with a 30-day retention: a dry run, a run
+whose 24-hour blob grace keeps the (just uploaded) blobs, and a run with no grace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from azure.storage.blob import BlobServiceClient, ContainerClient
+
+from include.azblob_xcom_backend import parse_uri
+from scripts.devstack.services import ROOT
+from tests.support.airflow import dags_test, wasb_connection
+
+pytestmark = pytest.mark.slow
+
+FIXTURE_DAG = "retention_fixture"
+BACKDATED = {"dag_run": "start_date", "task_instance": "start_date", "xcom": "timestamp"}
+
+
+@dataclass
+class Cleanup:
+    returncode: int
+    output: str
+    blobs: set[str]  # the container's blobs after the run
+    runs: set[str]  # the fixture DAG's runs left in the DB
+
+
+@dataclass
+class Scenario:
+    xcom: ContainerClient
+    old: tuple[str, set[str]]  # run id, its blobs
+    recent: tuple[str, set[str]]
+    cleanups: dict[str, Cleanup]
+
+
+def cleanup(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "include.db_cleanup", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+
+
+def runs_of(db: Path) -> set[str]:
+    with sqlite3.connect(db) as conn:
+        return {run for (run,) in conn.execute("SELECT run_id FROM dag_run WHERE dag_id = ?", (FIXTURE_DAG,))}
+
+
+def blobs_of(db: Path, run_id: str) -> set[str]:
+    """The blob names the XCom rows of ``run_id`` reference."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT value FROM xcom WHERE dag_id = ? AND run_id = ?", (FIXTURE_DAG, run_id))
+        values = [json.loads(v) if isinstance(v, str) else v for (v,) in rows]
+    return {parse_uri(value["uri"])[1] for value in values}
+
+
+def backdate(db: Path, run_id: str, days: int) -> None:
+    """Move a run's rows ``days`` back in time (SQLite keeps Airflow's UTC timestamps as text)."""
+    when = (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%d %H:%M:%S.%f")
+    with sqlite3.connect(db) as conn:
+        for table, column in BACKDATED.items():
+            changed = conn.execute(
+                f"UPDATE {table} SET {column} = ? WHERE dag_id = ? AND run_id = ?",
+                (when, FIXTURE_DAG, run_id),
+            ).rowcount
+            assert changed, f"no {table} row of {run_id} to backdate"
+
+
+@pytest.fixture(scope="module")
+def scenario(airflow_db, azurite) -> Scenario:
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    xcom = service.create_container(f"cleanup-{uuid.uuid4().hex[:10]}")
+    env = {
+        **os.environ,
+        "AIRFLOW_CONN_WASB_DEFAULT": wasb_connection(azurite.connection_string),
+        "AIRFLOW__AZBLOB_XCOM__CONTAINER": xcom.container_name,
+        "AIRFLOW__AZBLOB_XCOM__THRESHOLD": "1024",
+    }
+    dags = ROOT / "tests" / "dags" / "dags"
+    before = runs_of(airflow_db)
+    dags_test(FIXTURE_DAG, dags, env)
+    (old,) = runs_of(airflow_db) - before
+    dags_test(FIXTURE_DAG, dags, env)
+    (recent,) = runs_of(airflow_db) - before - {old}
+    backdate(airflow_db, old, days=100)
+    blobs = {run: blobs_of(airflow_db, run) for run in (old, recent)}
+    assert all(len(names) == 5 for names in blobs.values()), blobs  # produce x3, fan_out x2
+
+    cleanups = {}
+    for label, args in {
+        "dry": ["--xcom-blob-grace-hours", "0", "--dry-run"],
+        "grace": [],  # the default 24 hours: every blob here is minutes old
+        "real": ["--xcom-blob-grace-hours", "0"],
+    }.items():
+        result = cleanup(env, "--retention-days", "30", *args)
+        output = result.stdout + result.stderr
+        cleanups[label] = Cleanup(result.returncode, output, {b.name for b in xcom.list_blobs()}, runs_of(airflow_db))
+    return Scenario(xcom, (old, blobs[old]), (recent, blobs[recent]), cleanups)
+
+
+def test_every_cleanup_run_exits_0_after_both_steps(scenario):
+    for label, run in scenario.cleanups.items():
+        assert run.returncode == 0, f"{label}: exited {run.returncode}\n{run.output[-4000:]}"
+        assert "Step 2/2" in run.output, run.output[-4000:]
+        assert "XCom blob sweep of" in run.output, run.output[-4000:]
+
+
+def test_rows_older_than_the_retention_go_and_recent_ones_stay(scenario):
+    (old, _), (recent, _) = scenario.old, scenario.recent
+    assert {old, recent} <= scenario.cleanups["dry"].runs, "the dry run deleted rows"
+    for label in ("grace", "real"):
+        assert old not in scenario.cleanups[label].runs, scenario.cleanups[label].output[-4000:]
+        assert recent in scenario.cleanups[label].runs
+
+
+def test_the_blobs_of_the_cleaned_rows_go_and_the_recent_runs_blobs_stay(scenario):
+    real = scenario.cleanups["real"]
+    assert not scenario.old[1] & real.blobs, real.output[-4000:]
+    assert scenario.recent[1] <= real.blobs
+    assert "deleted 5 " in real.output
+    assert "kept 5 live" in real.output
+
+
+def test_orphans_younger_than_the_grace_are_kept_for_a_later_run(scenario):
+    grace = scenario.cleanups["grace"]
+    assert scenario.old[1] | scenario.recent[1] <= grace.blobs
+    assert "kept 10 younger than the cutoff" in grace.output
+    assert "deleted 0 " in grace.output
+
+
+def test_a_dry_run_deletes_no_row_and_no_blob(scenario):
+    dry = scenario.cleanups["dry"]
+    assert scenario.old[1] | scenario.recent[1] <= dry.blobs
+    assert "DRY RUN" in dry.output
+    assert "would delete 0 " in dry.output  # every row still references its blob
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "the following arguments are required: --retention-days"),
+        (["--retention-days", "0"], "argument --retention-days: expected a number >= 1, got '0'"),
+        (["--retention-days", "30", "--xcom-blob-grace-hours", "-1"], "expected a number >= 0, got '-1'"),
+        (["--retention-days", "30", "--max-blob-deletions", "1.5"], "expected a whole number >= 1, got '1.5'"),
+    ],
+)
+def test_bad_arguments_exit_2_naming_the_argument_and_touch_nothing(args, message):
+    result = cleanup(dict(os.environ), *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Step 1/2" not in result.stdout + result.stderr
