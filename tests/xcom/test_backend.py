@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import uuid
+import weakref
 from types import SimpleNamespace
 from typing import Any
 
@@ -143,6 +144,33 @@ def test_small_values_stay_inline_exactly_as_base_xcom_stores_them(xcom_env, mon
             pd.testing.assert_frame_equal(result, value)
         else:
             assert result == value
+
+
+def test_a_pull_drops_the_downloaded_bytes_before_it_builds_the_dataframe(xcom_env, monkeypatch):
+    """The conversion to pandas is when a pull needs the most memory: the compressed bytes are gone by then."""
+    import pandas.io._util as pandas_util
+
+    class Tracked(bytearray):  # a bytearray that can be watched with a weak reference
+        pass
+
+    real_download, real_convert, seen = backend.download, pandas_util.arrow_table_to_pandas, {}
+
+    def download(config, ref):
+        data = Tracked(real_download(config, ref))
+        seen["bytes"] = weakref.ref(data)
+        return data
+
+    def convert(table, **kwargs):
+        seen["alive at conversion"] = seen["bytes"]() is not None
+        return real_convert(table, **kwargs)
+
+    monkeypatch.setattr(backend, "download", download)
+    monkeypatch.setattr(pandas_util, "arrow_table_to_pandas", convert)
+    df = FRAMES["mixed dtypes and attrs"]
+    back = pull(push(df))
+    assert seen["alive at conversion"] is False
+    pd.testing.assert_frame_equal(back, df, check_exact=True)
+    assert back.attrs == df.attrs
 
 
 def test_a_frame_that_stays_inline_builds_no_blob_client_and_a_large_one_builds_one(xcom_env, monkeypatch):
