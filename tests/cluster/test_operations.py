@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import configparser
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -28,6 +29,7 @@ DAG_ID = "example_dataframe_pipeline"
 RUN_BOUND_S = 600
 JOB_BOUND_S = 300
 CRONJOB = f"{FULLNAME}-db-cleanup"
+JOBS = ("db-cleanup-test-default", "db-cleanup-test-no-grace")
 BACKDATED = {"dag_run": "start_date", "task_instance": "start_date", "xcom": "timestamp"}
 
 
@@ -109,7 +111,7 @@ def run_job(deployment: Deployment, name: str, *, grace_hours: str | None = None
 
 
 @pytest.fixture(scope="module")
-def cleaned(deployment: Deployment, api: Api, azurite_port: int) -> Cleaned:
+def cleaned(deployment: Deployment, api: Api, azurite_port: int) -> Iterator[Cleaned]:
     service = BlobServiceClient.from_connection_string(azurite_connection_string("127.0.0.1", azurite_port))
     cfg = configparser.ConfigParser(interpolation=None)
     cfg.read_string(deployment.cluster.get("configmap", f"{FULLNAME}-config")["data"]["airflow.cfg"])
@@ -119,14 +121,18 @@ def cleaned(deployment: Deployment, api: Api, azurite_port: int) -> Cleaned:
     blobs_before = blobs_by_run(service, container)
     backdate(deployment, old, days=100)
 
-    logs = {"default": run_job(deployment, "db-cleanup-test-default")}
-    rows_after_default = {run: run_exists(api, run) for run in (old, recent)}
-    blobs_after_default = blobs_by_run(service, container)
-    logs["no-grace"] = run_job(deployment, "db-cleanup-test-no-grace", grace_hours="0")
-    return Cleaned(
-        old, recent, blobs_before, rows_after_default, blobs_after_default,
-        {run: run_exists(api, run) for run in (old, recent)}, blobs_by_run(service, container), logs,
-    )  # fmt: skip
+    try:
+        logs = {"default": run_job(deployment, JOBS[0])}
+        rows_after_default = {run: run_exists(api, run) for run in (old, recent)}
+        blobs_after_default = blobs_by_run(service, container)
+        logs["no-grace"] = run_job(deployment, JOBS[1], grace_hours="0")
+        yield Cleaned(
+            old, recent, blobs_before, rows_after_default, blobs_after_default,
+            {run: run_exists(api, run) for run in (old, recent)}, blobs_by_run(service, container), logs,
+        )  # fmt: skip
+    finally:  # the Jobs are this test's, not the release's: helm uninstall would leave them
+        delete = ("delete", "job", *JOBS, "--ignore-not-found", "--cascade=foreground", "--wait")
+        deployment.cluster.kubectl(*delete, timeout=JOB_BOUND_S)
 
 
 def test_each_run_left_blobs_to_clean(cleaned: Cleaned) -> None:

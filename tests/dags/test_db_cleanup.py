@@ -1,10 +1,10 @@
 """include/db_cleanup.py (the chart's db-cleanup CronJob) run for real: `airflow db clean` on the metadata DB, then
 the sweep of the XCom blobs whose rows it deleted, against Azurite.
 
-Setup (once per module): tests/dags/dags/retention_fixture.py runs twice with `airflow dags test` (five offloaded
-XComs per run). The first run is made 100 days old the only way a test can: its dag_run, task_instance and xcom
-timestamps are moved back in the DB. Then the cleanup runs three times with a 30-day retention: a dry run, a run
-whose 24-hour blob grace keeps the (just uploaded) blobs, and a run with no grace.
+Setup (once per module): cleanup_fixture (tests/dags/dags/retention_fixture.py) runs twice with `airflow dags
+test` (five offloaded XComs per run). The first run is made 100 days old the only way a test can: its dag_run,
+task_instance and xcom timestamps are moved back in the DB. Then the cleanup runs three times with a 30-day
+retention: a dry run, a run whose 24-hour blob grace keeps the (just uploaded) blobs, and a run with no grace.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from tests.support.airflow import dags_test, wasb_connection
 
 pytestmark = pytest.mark.slow
 
-FIXTURE_DAG = "retention_fixture"
+FIXTURE_DAG = "cleanup_fixture"  # tests/dags/dags/retention_fixture.py; its rows are this module's alone
 BACKDATED = {"dag_run": "start_date", "task_instance": "start_date", "xcom": "timestamp"}
 
 
