@@ -91,8 +91,8 @@ def run_airflow(argv: list[str]) -> int:
     sys.argv = ["airflow", *argv]
     try:
         airflow()
-    except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else 1
+    except SystemExit as exit_:  # sys.exit() and sys.exit(0) are success
+        return 0 if exit_.code is None else exit_.code if isinstance(exit_.code, int) else 1
     return 0
 
 
