@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import dag, task, timezone
-from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
+from airflow.sdk import CronDataIntervalTimetable, dag, task, timezone
 
 # timezone.datetime: midnight in [core] default_timezone (an aware datetime), not in UTC.
 START = timezone.datetime(2026, 1, 1)

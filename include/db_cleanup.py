@@ -14,8 +14,9 @@ Blob Storage. So this runs both, in this order, and is what the chart's db-clean
    references is deleted. The grace covers a task between uploading its blob and writing its row. A blob that
    cannot be decided is kept and reported.
 
-Exit status: 0 when both steps ran (skipped blobs are warnings), 1 when `airflow db clean` failed (nothing swept),
-2 for bad arguments.
+Step 2 is skipped when the Blob XCom backend is not Airflow's ``[core] xcom_backend``. Exit status: 0 when both
+steps ran (skipped blobs are warnings), 1 when `airflow db clean` failed (nothing swept), 2 for bad arguments, 3 when
+the sweep failed (the rows are cleaned; the next run sweeps their blobs).
 """
 
 from __future__ import annotations
@@ -31,10 +32,13 @@ if TYPE_CHECKING:
     from include.azblob_xcom_backend import XComIds
 
 log = logging.getLogger("include.db_cleanup")
+BACKEND = "include.azblob_xcom_backend.WasbXComBackend"
+MAX_RETENTION_DAYS = 36_500  # bounds that keep the date arithmetic in range
+MAX_GRACE_HOURS = 87_600
 
 
-def at_least(minimum: float, *, integer: bool = False) -> Any:
-    """An argparse type: a number (a whole one if ``integer``) not below ``minimum``."""
+def in_range(minimum: float, maximum: float, *, integer: bool = False) -> Any:
+    """An argparse type: a number (a whole one if ``integer``) from ``minimum`` to ``maximum``."""
     kind = "a whole number" if integer else "a number"
 
     def parse(text: str) -> float:
@@ -42,8 +46,8 @@ def at_least(minimum: float, *, integer: bool = False) -> Any:
             value = int(text) if integer else float(text)
         except ValueError:
             value = None
-        if value is None or not value >= minimum:  # `not >=` also refuses NaN
-            raise argparse.ArgumentTypeError(f"expected {kind} >= {minimum:g}, got {text!r}")
+        if value is None or not minimum <= value <= maximum:  # also refuses NaN
+            raise argparse.ArgumentTypeError(f"expected {kind} from {minimum:g} to {maximum:,}, got {text!r}")
         return value
 
     return parse
@@ -54,20 +58,19 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m include.db_cleanup",
         description="airflow db clean of old metadata rows, then the sweep of the XCom blobs no row references.",
     )
+    whole = in_range(1, 10**9, integer=True)
     parser.add_argument(
-        "--retention-days", type=at_least(1), required=True, help="delete metadata rows older than this (>= 1)"
+        "--retention-days", type=in_range(1, MAX_RETENTION_DAYS), required=True, help="delete rows older than this"
     )
     parser.add_argument(
         "--xcom-blob-grace-hours",
-        type=at_least(0),
+        type=in_range(0, MAX_GRACE_HOURS),
         default=24.0,
         help="keep an unreferenced XCom blob younger than this: a task may be between uploading it and writing its "
         "row (0 only where no task runs meanwhile)",
     )
-    parser.add_argument(
-        "--max-blob-deletions", type=at_least(1, integer=True), default=10_000, help="bound on blobs per run"
-    )
-    parser.add_argument("--batch-size", type=at_least(1, integer=True), help="rows per `airflow db clean` transaction")
+    parser.add_argument("--max-blob-deletions", type=whole, default=10_000, help="bound on blobs per run")
+    parser.add_argument("--batch-size", type=whole, help="rows per `airflow db clean` transaction")
     parser.add_argument("--dry-run", action="store_true", help="report what would be deleted; delete nothing")
     return parser
 
@@ -92,7 +95,13 @@ def run_airflow(argv: list[str]) -> int:
     try:
         airflow()
     except SystemExit as exit_:  # sys.exit() and sys.exit(0) are success
-        return 0 if exit_.code is None else exit_.code if isinstance(exit_.code, int) else 1
+        if exit_.code is None or exit_.code == 0:
+            return 0
+        log.error("airflow %s exited: %s", argv[1], exit_.code)
+        return exit_.code if isinstance(exit_.code, int) else 1
+    except Exception:  # e.g. the RuntimeError --error-on-cleanup-failure raises
+        log.exception("airflow %s failed", argv[1])
+        return 1
     return 0
 
 
@@ -164,8 +173,17 @@ def main(argv: list[str]) -> int:
     if status != 0:
         log.error("airflow db clean exited %d: no XCom blob swept (a blob is only judged after its rows are).", status)
         return 1
+    from airflow.configuration import conf
+
+    if conf.get("core", "xcom_backend", fallback="") != BACKEND:
+        log.info("Step 2/2 skipped: [core] xcom_backend is not %s, so no XCom is in Blob.", BACKEND)
+        return 0
     log.info("Step 2/2: XCom blobs no row references, older than %s hours", f"{args.xcom_blob_grace_hours:g}")
-    sweep_xcom_blobs(args, now)
+    try:
+        sweep_xcom_blobs(args, now)
+    except Exception:
+        log.exception("The XCom blob sweep failed (the rows are cleaned; the next run sweeps their blobs)")
+        return 3
     return 0
 
 

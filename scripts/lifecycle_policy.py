@@ -11,8 +11,9 @@ and the log handler write with), so the rules match what is written:
   after their last modification. Nothing references logs.
 - XCom blobs: ``<xcom container>/<prefix>/`` deleted ``jobs.dbCleanup.retentionDays`` + --margin-days (default 7)
   after upload. The db-cleanup CronJob deletes every XCom row older than retentionDays (and the blobs it orphaned)
-  every day, so a blob that old is referenced by no row even when some cleanup runs failed. Without the CronJob no
-  XCom rule is written: age alone cannot tell a live XCom blob from an orphan (the retention DAG can).
+  every day, so a blob that old is referenced by no row even when some cleanup runs failed. Without the CronJob (or
+  with it in dry-run mode) no XCom rule is written: age alone cannot tell a live XCom blob from an orphan (the
+  retention DAG can). Turning the CronJob off later means removing that rule from the account's policy.
 
 Azurite has no lifecycle engine: there the CronJob and the maintenance_blob_retention DAG do the same work.
 docs/operations.md explains each rule. config/azure/lifecycle-policy.json is this output for the chart's defaults.
@@ -58,11 +59,12 @@ def airflow_cfg(objects: list[dict[str, Any]]) -> configparser.ConfigParser:
 
 
 def cleanup_retention_days(objects: list[dict[str, Any]]) -> float | None:
-    """--retention-days of the db-cleanup CronJob; None when it is off."""
+    """--retention-days of the db-cleanup CronJob; None when it is off or only a dry run (then no row is deleted,
+    and an old XCom blob may still be live)."""
     for o in objects:
         if o["kind"] == "CronJob" and o["metadata"]["labels"].get("app.kubernetes.io/component") == "db-cleanup":
             args = o["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
-            return float(args[args.index("--retention-days") + 1])
+            return None if "--dry-run" in args else float(args[args.index("--retention-days") + 1])
     return None
 
 

@@ -210,3 +210,11 @@ def test_db_cleanup_values_reach_its_command_and_it_can_be_turned_off() -> None:
     own_zone = render({"timezone": "Asia/Seoul", "jobs.dbCleanup.timeZone": "Etc/UTC"})
     assert own_zone.get("CronJob", "db-cleanup")["spec"]["timeZone"] == "Etc/UTC"
     assert not render({"jobs.dbCleanup.enabled": False}).has("CronJob", "db-cleanup")
+
+
+def test_db_cleanup_cronjob_name_fits_kubernetes_limit_for_any_release_name() -> None:
+    long = render({"fullnameOverride": "a-release-name-that-is-quite-long-indeed-x"})
+    (cronjob,) = long.of_kind("CronJob")
+    assert len(cronjob["metadata"]["name"]) <= 52
+    assert cronjob["metadata"]["name"].endswith("-db-cleanup")
+    assert render({"jobs.dbCleanup.schedule": "@daily"}).get("CronJob", "db-cleanup")["spec"]["schedule"] == "@daily"

@@ -23,7 +23,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from include.azblob_xcom_backend import parse_uri
-from scripts.devstack.services import ROOT
+from scripts.devstack.services import AZURITE_KEY, ROOT, free_port
 from tests.support.airflow import dags_test, wasb_connection
 
 pytestmark = pytest.mark.slow
@@ -158,9 +158,10 @@ def test_a_dry_run_deletes_no_row_and_no_blob(scenario):
     ("args", "message"),
     [
         ([], "the following arguments are required: --retention-days"),
-        (["--retention-days", "0"], "argument --retention-days: expected a number >= 1, got '0'"),
-        (["--retention-days", "30", "--xcom-blob-grace-hours", "-1"], "expected a number >= 0, got '-1'"),
-        (["--retention-days", "30", "--max-blob-deletions", "1.5"], "expected a whole number >= 1, got '1.5'"),
+        (["--retention-days", "0"], "argument --retention-days: expected a number from 1 to 36,500, got '0'"),
+        (["--retention-days", "1e6"], "argument --retention-days: expected a number from 1 to 36,500, got '1e6'"),
+        (["--retention-days", "30", "--xcom-blob-grace-hours", "-1"], "expected a number from 0 to 87,600, got '-1'"),
+        (["--retention-days", "30", "--max-blob-deletions", "1.5"], "expected a whole number from 1 to"),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_argument_and_touch_nothing(args, message):
@@ -168,3 +169,23 @@ def test_bad_arguments_exit_2_naming_the_argument_and_touch_nothing(args, messag
     assert result.returncode == 2
     assert message in result.stderr
     assert "Step 1/2" not in result.stdout + result.stderr
+
+
+def test_without_the_blob_backend_only_the_rows_are_cleaned(airflow_db):
+    env = {**os.environ, "AIRFLOW__CORE__XCOM_BACKEND": "airflow.sdk.bases.xcom.BaseXCom"}
+    result = cleanup(env, "--retention-days", "30", "--dry-run")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "Step 2/2 skipped: [core] xcom_backend is not include.azblob_xcom_backend.WasbXComBackend" in output
+
+
+def test_a_sweep_that_cannot_reach_the_storage_exits_3_after_the_rows_are_cleaned(airflow_db):
+    dead = (
+        f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
+        f"BlobEndpoint=http://127.0.0.1:{free_port()}/devstoreaccount1;"
+    )
+    env = {**os.environ, "AIRFLOW_CONN_WASB_DEFAULT": wasb_connection(dead), "AIRFLOW__AZBLOB_XCOM__RETRIES": "0"}
+    result = cleanup(env, "--retention-days", "30", "--dry-run")
+    output = result.stdout + result.stderr
+    assert result.returncode == 3, output[-4000:]
+    assert "The XCom blob sweep failed (the rows are cleaned; the next run sweeps their blobs)" in output

@@ -68,7 +68,7 @@ def test_the_rules_match_the_names_the_backend_and_the_log_handler_write() -> No
     assert f"{values['logs']['remote']['container']}/{log_blob}".startswith(log_prefix)
 
 
-def test_the_xcom_rule_follows_the_cleanup_retention_and_goes_with_the_cronjob(tmp_path) -> None:
+def test_the_xcom_rule_follows_the_cleanup_retention_and_needs_the_cronjob_deleting_rows(tmp_path) -> None:
     longer = rules(policy(rendered([values_file(tmp_path, {"jobs": {"dbCleanup": {"retentionDays": 30.5}}})]),
                           log_days=14, margin_days=3))  # fmt: skip
     assert longer["airflow-xcom-after-db-cleanup"][1] == 31 + 3
@@ -76,6 +76,9 @@ def test_the_xcom_rule_follows_the_cleanup_retention_and_goes_with_the_cronjob(t
     without = rules(policy(rendered([values_file(tmp_path, {"jobs": {"dbCleanup": {"enabled": False}}})]),
                            log_days=30, margin_days=7))  # fmt: skip
     assert set(without) == {"airflow-task-logs"}
+    dry = rules(policy(rendered([values_file(tmp_path, {"jobs": {"dbCleanup": {"dryRun": True}}})]),
+                       log_days=30, margin_days=7))  # fmt: skip
+    assert set(dry) == {"airflow-task-logs"}  # a dry run deletes no row: an old XCom blob may still be live
 
 
 def test_no_rule_at_all_is_an_error_not_an_empty_policy(tmp_path) -> None:
