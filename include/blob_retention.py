@@ -243,16 +243,21 @@ def referenced_uri(ids: XComIds) -> str | None:
     downloaded and nothing is deserialized. The API answers "not found" with a null value."""
     from airflow.sdk.bases.xcom import BaseXCom
 
-    from include.azblob_xcom_backend import BlobReference, XComReferenceError
-
     try:
         result = BaseXCom._get_xcom_db_ref(
             key=ids.key, dag_id=ids.dag_id, task_id=ids.task_id, run_id=ids.run_id, map_index=ids.map_index
         )
     except Exception as err:  # any failure means "unknown", and unknown is never deleted
         raise LookupFailed(f"XCom lookup failed: {type(err).__name__}: {err}") from err
+    return uri_in(result.value)
+
+
+def uri_in(value: Any) -> str | None:
+    """The uri of the backend reference an XCom row's raw value holds; None when it holds an ordinary value."""
+    from include.azblob_xcom_backend import BlobReference, XComReferenceError
+
     try:
-        ref = BlobReference.from_json(result.value)
+        ref = BlobReference.from_json(value)
     except XComReferenceError as err:
         raise LookupFailed(f"its XCom row holds a broken reference: {err}") from None
     return None if ref is None else ref.uri

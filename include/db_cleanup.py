@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from include.azblob_xcom_backend import XComIds
 
 log = logging.getLogger("include.db_cleanup")
-BACKEND = "include.azblob_xcom_backend.WasbXComBackend"
 MAX_RETENTION_DAYS = 36_500  # bounds that keep the date arithmetic in range
 MAX_GRACE_HOURS = 87_600
 
@@ -112,8 +111,7 @@ def db_referenced_uri(ids: XComIds) -> str | None:
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    from include.azblob_xcom_backend import BlobReference, XComReferenceError
-    from include.blob_retention import LookupFailed
+    from include.blob_retention import LookupFailed, uri_in
 
     query = select(XComModel.value).where(
         XComModel.dag_id == ids.dag_id,
@@ -135,11 +133,7 @@ def db_referenced_uri(ids: XComIds) -> str | None:
             value = json.loads(value)
         except ValueError:
             return None
-    try:
-        ref = BlobReference.from_json(value)
-    except XComReferenceError as err:
-        raise LookupFailed(f"its XCom row holds a broken reference: {err}") from None
-    return None if ref is None else ref.uri
+    return uri_in(value)
 
 
 def sweep_xcom_blobs(args: argparse.Namespace, now: datetime) -> dict[str, Any]:
@@ -175,8 +169,11 @@ def main(argv: list[str]) -> int:
         return 1
     from airflow.configuration import conf
 
-    if conf.get("core", "xcom_backend", fallback="") != BACKEND:
-        log.info("Step 2/2 skipped: [core] xcom_backend is not %s, so no XCom is in Blob.", BACKEND)
+    from include.azblob_xcom_backend import WasbXComBackend
+
+    backend = f"{WasbXComBackend.__module__}.{WasbXComBackend.__qualname__}"
+    if conf.get("core", "xcom_backend", fallback="") != backend:
+        log.info("Step 2/2 skipped: [core] xcom_backend is not %s, so no XCom is in Blob.", backend)
         return 0
     log.info("Step 2/2: XCom blobs no row references, older than %s hours", f"{args.xcom_blob_grace_hours:g}")
     try:
