@@ -117,6 +117,25 @@ gitSync: <root>/<link>/<subPath>; image and gitBundle: the image's folder (GitDa
 {{- if or (has .component (list "dag-processor" "triggerer" "worker")) (and (eq .component "scheduler") (eq .root.Values.executor "LocalExecutor")) -}}true{{- end -}}
 {{- end -}}
 
+{{/* Do tasks run in this component's pods? The workers', or the scheduler's with the LocalExecutor. Call with
+(dict "root" $ "component" ...). */}}
+{{- define "airflow-azblob.runsTasks" -}}
+{{- if or (eq .component "worker") (and (eq .component "scheduler") (eq .root.Values.executor "LocalExecutor")) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The kubernetes_default connection of workers.podOperator: in-cluster, the release namespace, and the XCom
+sidecar's image and security context (the chart's own restricted one). */}}
+{{- define "airflow-azblob.podOperatorConnection" -}}
+{{- $p := .Values.workers.podOperator -}}
+{{- $extra := dict
+  "in_cluster" true
+  "namespace" .Release.Namespace
+  "xcom_sidecar_container_image" ($p.xcomSidecarImage | default (include "airflow-azblob.airflowImage" .))
+  "xcom_sidecar_container_security_context" (include "airflow-azblob.containerSecurityContext" . | fromYaml | toJson)
+-}}
+{{- dict "conn_type" "kubernetes" "extra" $extra | toJson -}}
+{{- end -}}
+
 {{/* -------------------------------------------------------------------------------------- endpoints */}}
 
 {{/* The log server a component runs for the api-server, as (dict "port" ...), or nothing: the triggerer always
@@ -308,6 +327,10 @@ database:
   sql_alchemy_conn_async: database.existingSecretAsyncKey
 dag_processor:
   dag_bundle_config_list: dags.mode gitBundle and dags.gitBundle.*
+alerts:
+  webhook_url: alerts.webhook.existingSecret (a Secret, never a ConfigMap)
+  on_retry: alerts.onRetry
+  timeout: alerts.timeoutSeconds
 {{- end -}}
 
 {{/* The settings the chart computes from values (section -> key -> value). */}}
@@ -323,7 +346,7 @@ dag_processor:
   "default_timezone" $v.timezone
 -}}
 {{- $_ := set $core "xcom_backend" (include "airflow-azblob.xcomBackend" .) -}}
-{{- $cfg := dict "core" $core -}}
+{{- $cfg := dict "core" $core "alerts" (dict "on_retry" $v.alerts.onRetry "timeout" $v.alerts.timeoutSeconds) -}}
 {{- if $v.xcom.enabled -}}
 {{- $_ := set $cfg "azblob_xcom" (dict
   "conn_id" $v.azure.connection.id
@@ -539,6 +562,18 @@ Components: api-server, scheduler, dag-processor, triggerer, worker, db-migrate,
     secretKeyRef:
       name: {{ include "airflow-azblob.jwtSecretName" $root }}
       key: {{ $v.secrets.jwtSecret.key }}
+{{- end }}
+{{- /* Failure alerts come from the task processes and the scheduler (include/plugins/failure_alerts.py). */}}
+{{- if and $v.alerts.webhook.existingSecret (has .component (list "scheduler" "worker")) (not .helmTest) }}
+- name: AIRFLOW__ALERTS__WEBHOOK_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.alerts.webhook.existingSecret }}
+      key: {{ $v.alerts.webhook.key }}
+{{- end }}
+{{- if and $v.workers.podOperator.enabled (include "airflow-azblob.runsTasks" .) (not .helmTest) }}
+- name: AIRFLOW_CONN_KUBERNETES_DEFAULT
+  value: {{ include "airflow-azblob.podOperatorConnection" $root | quote }}
 {{- end }}
 {{- if and $v.azure.workloadIdentity.enabled $v.azure.workloadIdentity.tenantId }}
 - name: AZURE_TENANT_ID
@@ -835,7 +870,7 @@ Call with (dict "root" $ "name" <test name> "script" <file> "args" <list> "compo
 */}}
 {{- define "airflow-azblob.testPod" -}}
 {{- $root := .root -}}
-{{- $ctx := dict "root" $root "component" .component -}}
+{{- $ctx := dict "root" $root "component" .component "helmTest" true -}}
 apiVersion: v1
 kind: Pod
 metadata:

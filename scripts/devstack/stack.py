@@ -210,9 +210,14 @@ def _pid_alive(pid: int) -> bool:
     return not (state.exists() and state.read_text().split(") ", 1)[1].startswith("Z"))
 
 
+ALERTS_WEBHOOK_ENV = "AIRFLOW__ALERTS__WEBHOOK_URL"
+
+
 def airflow_env(settings: Settings, secret: dict[str, str], db_url: str, conn_id: str) -> dict[str, str]:
     """The environment every Airflow process gets: what the chart passes from Secrets, here from secrets.json."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
+    if webhook := os.environ.get(ALERTS_WEBHOOK_ENV):  # the chart's alerts.webhook Secret, from the caller's shell
+        env[ALERTS_WEBHOOK_ENV] = webhook
     env.update(
         {
             "AIRFLOW_HOME": str(settings.home),

@@ -82,6 +82,10 @@ CASES = {
         {"config": {"logging": {"remote_base_log_folder": "wasb://x"}}},
         "set logs.remote.prefix",
     ),
+    "alerts webhook url in config (a ConfigMap)": (
+        {"config": {"alerts": {"webhook_url": "https://hooks.slack.com/services/x"}}},
+        "set alerts.webhook.existingSecret (a Secret, never a ConfigMap) instead",
+    ),
 }
 
 
@@ -109,6 +113,8 @@ def test_misconfiguration_fails_naming_the_value_to_set(values: dict, sentence: 
         ({"database.migrationWaitTimeout": 0}, "/database/migrationWaitTimeout"),
         ({"jobs.dbCleanup.retentionDays": 0}, "/jobs/dbCleanup/retentionDays"),
         ({"jobs.dbCleanup.xcomBlobGraceHours": -1}, "/jobs/dbCleanup/xcomBlobGraceHours"),
+        ({"alerts.timeoutSeconds": 0}, "/alerts/timeoutSeconds"),
+        ({"alerts.webhook.key": ""}, "/alerts/webhook/key"),
         ({"timezone": "KST"}, "/timezone"),
         ({"timezone": "Asia/Seoul "}, "/timezone"),
     ],
@@ -128,6 +134,8 @@ def test_misconfiguration_fails_naming_the_value_to_set(values: dict, sentence: 
         "no migration wait",
         "cleanup of every row",
         "negative blob grace",
+        "alerts that cannot wait",
+        "alerts secret without a key",
         "zone abbreviation",
         "zone with a space",
     ],

@@ -8,7 +8,7 @@ import json
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.support.helm import CHART, FULLNAME, ROOT, Manifest, all_containers, render, render_fresh
+from tests.support.helm import CHART, FULLNAME, NAMESPACE, ROOT, Manifest, all_containers, env_of, render, render_fresh
 
 # Every value the chart would otherwise generate, named instead: what `helm template | kubectl apply` and GitOps
 # tools (Argo CD, Flux), which cannot `lookup`, need so that no secret changes on the next sync (docs/chart.md).
@@ -206,3 +206,74 @@ def test_the_lookup_less_values_are_the_ones_docs_chart_md_lists() -> None:
     section = (ROOT / "docs" / "chart.md").read_text().split("### Installs without `lookup`", 1)[1].split("\n#", 1)[0]
     for key in NO_GENERATED_VALUES:
         assert f"`{key}`" in section, key
+
+
+ALERTS_URL_ENV = "AIRFLOW__ALERTS__WEBHOOK_URL"
+
+
+def holders_of(manifest: Manifest, variable: str) -> dict[str, object]:
+    """workload -> the value (or valueFrom) of ``variable`` in its containers that set it."""
+    return {
+        name: env[variable]
+        for name, spec in manifest.pod_specs()
+        for container in all_containers(spec)
+        if variable in (env := env_of(container))
+    }
+
+
+def test_the_alerts_webhook_url_reaches_the_scheduler_and_worker_pods_from_its_secret_and_nothing_else(
+    defaults: Manifest,
+) -> None:
+    assert not holders_of(defaults, ALERTS_URL_ENV)
+    wired = render({"alerts.webhook.existingSecret": "team-alerts", "alerts.webhook.key": "slack"})
+    reference = {"secretKeyRef": {"name": "team-alerts", "key": "slack"}}
+    assert holders_of(wired, ALERTS_URL_ENV) == {
+        f"Deployment/{FULLNAME}-scheduler": reference,
+        "worker pod template": reference,
+    }
+    assert "webhook" not in wired.airflow_cfg()  # the URL never sits in the ConfigMap
+
+
+def test_alert_settings_render_into_the_alerts_section() -> None:
+    cfg = render({"alerts.onRetry": False, "alerts.timeoutSeconds": 2.5}).airflow_cfg()
+    assert "[alerts]\non_retry = False\ntimeout = 2.5" in cfg
+
+
+K8S_CONN_ENV = "AIRFLOW_CONN_KUBERNETES_DEFAULT"
+
+
+def test_tasks_have_no_kubernetes_rights_until_the_pod_operator_is_enabled(defaults: Manifest) -> None:
+    assert not defaults.has("Role", "pod-operator")
+    assert not holders_of(defaults, K8S_CONN_ENV)
+
+
+@pytest.mark.parametrize(("executor", "runner"), [("KubernetesExecutor", "worker"), ("LocalExecutor", "scheduler")])
+def test_the_pod_operator_role_goes_to_the_service_account_tasks_run_as(executor: str, runner: str) -> None:
+    manifest = render({"workers.podOperator.enabled": True, "executor": executor})
+    rules = {r["resources"][0]: set(r["verbs"]) for r in manifest.get("Role", "pod-operator")["rules"]}
+    assert rules == {
+        "pods": {"create", "get", "list", "watch", "patch", "delete"},
+        "pods/log": {"get"},
+        "pods/exec": {"create", "get"},
+        "events": {"list", "watch"},
+    }
+    (subject,) = manifest.get("RoleBinding", "pod-operator")["subjects"]
+    assert subject["name"] == f"{FULLNAME}-{runner}"
+    holders = set(holders_of(manifest, K8S_CONN_ENV))
+    assert holders == ({"worker pod template"} if runner == "worker" else {f"Deployment/{FULLNAME}-scheduler"})
+
+
+def test_the_pod_operator_connection_is_in_cluster_in_the_release_namespace_with_a_restricted_sidecar() -> None:
+    manifest = render({"workers.podOperator.enabled": True})
+    (value,) = holders_of(manifest, K8S_CONN_ENV).values()
+    connection = json.loads(value)
+    assert connection["conn_type"] == "kubernetes"
+    extra = connection["extra"]
+    base = manifest.worker_pod_template()["spec"]["containers"][0]
+    assert (extra["in_cluster"], extra["namespace"]) == (True, NAMESPACE)
+    assert extra["xcom_sidecar_container_image"] == base["image"]
+    assert json.loads(extra["xcom_sidecar_container_security_context"]) == base["securityContext"]
+    own = render({"workers.podOperator.enabled": True, "workers.podOperator.xcomSidecarImage": "mirror/alpine:3.22"})
+    assert json.loads(next(iter(holders_of(own, K8S_CONN_ENV).values())))["extra"]["xcom_sidecar_container_image"] == (
+        "mirror/alpine:3.22"
+    )

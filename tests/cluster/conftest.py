@@ -9,6 +9,7 @@ import base64
 import json
 import re
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,12 +20,14 @@ import pytest
 from scripts.devstack.services import ROOT, free_port
 from scripts.kind_smoke import Api, wait_for
 from tests.support.cluster import (
+    PROFILES,
+    RELEASE,
     LocalCluster,
     cluster_script,
     leftovers,
     machine_state,
 )
-from tests.support.helm import FULLNAME
+from tests.support.helm import CHART, FULLNAME
 
 pytestmark = pytest.mark.slow
 
@@ -56,6 +59,11 @@ class Deployment:
         api = Api(f"http://127.0.0.1:{port}")
         api.authenticate(*self.login())
         return api
+
+    def upgrade(self, *args: str) -> subprocess.CompletedProcess:
+        """`helm upgrade` of the release with the local cluster's profiles plus ``args``, waiting for the pods."""
+        values = [arg for profile in PROFILES for arg in ("--values", str(ROOT / profile))]
+        return self.cluster.helm("upgrade", RELEASE, str(CHART), *values, *args, "--wait", "--timeout", "10m")
 
     def push_dags(self, workdir: Path, *extra: Path) -> str:
         """`make push-dags` of the repository's dags/ plus ``extra`` DAG files (they replace what was pushed);

@@ -58,14 +58,9 @@ def secrets(deployment: Deployment) -> dict[str, tuple[dict, str]]:
 
 def test_helm_upgrade_with_no_value_changed_restarts_no_pod_and_changes_no_secret(deployment: Deployment) -> None:
     pods_before, secrets_before = running_pods(deployment), secrets(deployment)
-    upgrade(deployment)
+    deployment.upgrade()
     assert running_pods(deployment) == pods_before
     assert secrets(deployment) == secrets_before
-
-
-def upgrade(deployment: Deployment, *args: str) -> subprocess.CompletedProcess:
-    values = [arg for profile in PROFILES for arg in ("--values", str(ROOT / profile))]
-    return deployment.cluster.helm("upgrade", RELEASE, str(CHART), *values, *args, "--wait", "--timeout", "10m")
 
 
 def airflow_cli(deployment: Deployment, *args: str) -> str:
@@ -91,7 +86,7 @@ def test_helm_upgrade_of_a_config_value_rolls_the_airflow_pods_only_and_keeps_se
         token = api.token
     pods_before, secrets_before = pods_by_component(deployment), secrets(deployment)
 
-    upgrade(deployment, "--set", "config.core.default_task_retries=2")
+    deployment.upgrade("--set", "config.core.default_task_retries=2")
 
     pods_after = pods_by_component(deployment)
     rolled = {component for component, uids in pods_after.items() if not uids & pods_before.get(component, set())}

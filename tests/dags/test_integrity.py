@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from datetime import timedelta
@@ -34,6 +35,12 @@ def test_every_dag_has_tags_retries_and_a_timezone_aware_start_date(dagbag):
             assert task.retry_delay >= timedelta(seconds=1), f"{dag_id}.{task.task_id} retries with no delay"
 
 
+# Clients a DAG file may import, and why: none makes a request at parse time.
+ALLOWED_CLIENTS = {
+    "example_pod_operator.py": {"requests": "the kubernetes client KubernetesPodOperator is built on imports it"},
+}
+
+
 @pytest.mark.parametrize("path", sorted(DAGS.glob("*.py")), ids=lambda p: p.name)
 def test_dag_files_do_no_heavy_work_or_io_at_import(path):
     """Importing a DAG file must not build data or touch storage: the dag-processor re-parses it constantly.
@@ -45,4 +52,5 @@ def test_dag_files_do_no_heavy_work_or_io_at_import(path):
         "print(sorted(heavy))"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
-    assert result.stdout.strip().splitlines()[-1] == "[]", f"{path.name} imports storage clients at parse time"
+    heavy = set(ast.literal_eval(result.stdout.strip().splitlines()[-1]))
+    assert heavy <= ALLOWED_CLIENTS.get(path.name, {}).keys(), f"{path.name} imports {heavy} at parse time"

@@ -60,7 +60,7 @@ def test_a_second_sigterm_while_the_try_fails_does_not_raise_again(airflow_handl
     assert airflow_handler == [signal.SIGTERM, signal.SIGTERM]
 
 
-def test_airflow_loads_the_listener_from_the_configured_plugins_folder() -> None:
+def test_airflow_loads_the_listeners_from_the_configured_plugins_folder() -> None:
     probe = (
         "from airflow.sdk.listener import get_listener_manager\n"
         "print(sorted(getattr(p, '__name__', '') for p in get_listener_manager().pm.get_plugins()))\n"
@@ -70,4 +70,6 @@ def test_airflow_loads_the_listener_from_the_configured_plugins_folder() -> None
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "task_termination" in result.stdout.splitlines()[-1], result.stdout + result.stderr[-3000:]
+    listeners = result.stdout.splitlines()[-1]
+    for plugin in ("task_termination", "failure_alerts"):
+        assert plugin in listeners, result.stdout + result.stderr[-3000:]

@@ -90,3 +90,17 @@ def test_project_paths_are_the_images_paths_under_the_checkout(local, kind):
 def test_a_chart_render_error_reaches_the_user_as_a_stack_error():
     with pytest.raises(stack.StackError, match=r"helm could not render airflow\.cfg"):
         stack.render_chart_config([ROOT / "config" / "profiles" / "local.yaml"], {"executor": "CeleryExecutor"})
+
+
+def test_the_local_stack_passes_the_alerts_webhook_url_from_the_shell_and_no_other_airflow_setting(
+    tmp_path, monkeypatch
+):
+    """The chart passes the webhook URL from a Secret; `make up` takes it from the caller's environment, while every
+    other AIRFLOW__ variable stays out (the rendered airflow.cfg is the one source)."""
+    monkeypatch.setenv(stack.ALERTS_WEBHOOK_ENV, "https://hooks.example.com/services/T0/B0/x")
+    monkeypatch.setenv("AIRFLOW__CORE__PARALLELISM", "3")
+    settings = stack.Settings(state_dir=tmp_path, api_port=18080, azurite_port=11000)
+    secret = {"fernet_key": "f", "api_secret_key": "a", "jwt_secret": "j"}
+    env = stack.airflow_env(settings, secret, "sqlite://", "wasb_default")
+    assert env[stack.ALERTS_WEBHOOK_ENV] == "https://hooks.example.com/services/T0/B0/x"
+    assert "AIRFLOW__CORE__PARALLELISM" not in env

@@ -1,0 +1,171 @@
+"""Failure alerts on the local cluster: `alerts.webhook.existingSecret` reaches the worker pods and the scheduler, and
+their messages reach a receiver inside the cluster.
+
+A receiver pod (tests/support/webhook_receiver.py run by the Airflow image, behind a Service) records what it is
+sent; a Secret holds its URL; `helm upgrade` names that Secret. alerts_fixture (tests/plugins/dags) then runs:
+always_fails fails both of its tries, fails_once fails its first try and succeeds on the retry, succeeds succeeds,
+and the run fails. Each failed try alerts once from its worker pod and the failed run once from the scheduler. Then
+the receiver is deleted and the DAG runs again: the same task states, and each failed try's log says its alert was
+not delivered. The teardown upgrades back to the profiles' values and deletes the receiver and the Secret.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from scripts.kind_smoke import Api, run_path, task_instances, trigger_dag, wait_for, wait_for_run
+from tests.cluster.conftest import Deployment
+from tests.support.cluster import NAMESPACE
+from tests.support.helm import FULLNAME, ROOT
+
+pytestmark = pytest.mark.slow
+DAG_ID = "alerts_fixture"
+DAG_FILE = ROOT / "tests" / "plugins" / "dags" / "alerts_fixture.py"
+RECEIVER = "alert-receiver"
+SECRET = "alert-webhook"
+PORT = 8080
+BOUND_S = 600
+STATES = {"always_fails": "failed", "fails_once": "success", "succeeds": "success"}
+EXPECTED = [
+    "DAG run failed: alerts_fixture",
+    "Task failed: alerts_fixture.always_fails",
+    "Task try failed, will retry: alerts_fixture.always_fails",
+    "Task try failed, will retry: alerts_fixture.fails_once",
+]
+
+
+def receiver_manifests(image: str) -> dict[str, Any]:
+    labels = {"app.kubernetes.io/name": RECEIVER}
+    script = (ROOT / "tests" / "support" / "webhook_receiver.py").read_text()
+    restricted = {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    url = f"http://{RECEIVER}.{NAMESPACE}.svc.cluster.local:{PORT}/hooks/alerts"
+    return {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": RECEIVER}, "data": {"receiver.py": script}},
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": SECRET}, "stringData": {"url": url}},
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": RECEIVER, "labels": labels},
+                "spec": {
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 50000,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "receiver",
+                            "image": image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "command": ["python", "/receiver/receiver.py", str(PORT)],
+                            "ports": [{"containerPort": PORT}],
+                            "readinessProbe": {"tcpSocket": {"port": PORT}, "periodSeconds": 1},
+                            "securityContext": restricted,
+                            "volumeMounts": [{"name": "script", "mountPath": "/receiver"}],
+                        }
+                    ],
+                    "volumes": [{"name": "script", "configMap": {"name": RECEIVER}}],
+                },
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": RECEIVER},
+                "spec": {"selector": labels, "ports": [{"port": PORT, "targetPort": PORT}]},
+            },
+        ],
+    }
+
+
+@dataclass
+class Alerted:
+    run_id: str
+    states: dict[str, str]
+    messages: list[dict[str, Any]]
+
+
+def titles(messages: list[dict[str, Any]]) -> list[str]:
+    return sorted(message["text"].splitlines()[0] for message in messages)
+
+
+def received(deployment: Deployment) -> list[dict[str, Any]]:
+    with (
+        deployment.cluster.port_forward(RECEIVER, PORT) as port,
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/received", timeout=10) as answer,
+    ):
+        return [request["body"] for request in json.loads(answer.read())]
+
+
+def run_fixture(api: Api) -> tuple[str, dict[str, str]]:
+    run_id = trigger_dag(api, DAG_ID)
+    state = wait_for_run(api, DAG_ID, run_id, timeout=BOUND_S)
+    assert state == "failed", f"run {run_id} ended {state}"
+    return run_id, {task: ti["state"] for task, ti in task_instances(api, DAG_ID, run_id).items()}
+
+
+@pytest.fixture(scope="module")
+def alerts_on(deployment: Deployment, api: Api, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    cluster = deployment.cluster
+    scheduler = cluster.get("deployment", f"{FULLNAME}-scheduler")
+    image = scheduler["spec"]["template"]["spec"]["containers"][0]["image"]
+    cluster.kubectl("apply", "--filename", "-", input=json.dumps(receiver_manifests(image)))
+    try:
+        cluster.kubectl("wait", "--for=condition=Ready", f"pod/{RECEIVER}", "--timeout=300s", timeout=320)
+        deployment.upgrade("--set", f"alerts.webhook.existingSecret={SECRET}")
+        deployment.push_and_register(api, tmp_path_factory.mktemp("dags"), DAG_FILE, DAG_ID, timeout=BOUND_S)
+        yield api
+    finally:
+        deployment.upgrade()
+        cluster.kubectl("delete", "pod,service,configmap,secret", RECEIVER, SECRET, "--ignore-not-found", "--wait")
+
+
+@pytest.fixture(scope="module")
+def alerted(deployment: Deployment, alerts_on: Api) -> Alerted:
+    run_id, states = run_fixture(alerts_on)
+    # The task pods send before they exit; the scheduler's run alert follows the run's end within moments.
+
+    def all_arrived() -> list[dict[str, Any]] | None:
+        found = received(deployment)
+        return found if len(found) >= len(EXPECTED) else None
+
+    messages = wait_for(f"{len(EXPECTED)} alerts at the receiver", all_arrived, timeout=120)
+    return Alerted(run_id, states, messages)
+
+
+def test_each_failed_try_alerts_once_from_its_pod_and_the_failed_run_once_from_the_scheduler(alerted):
+    assert alerted.states == STATES
+    assert titles(alerted.messages) == EXPECTED
+
+
+def test_the_alerts_name_the_run_the_try_and_the_error(alerted):
+    final = next(m for m in alerted.messages if m["text"].startswith("Task failed"))
+    text = final["text"].splitlines()
+    assert f"Run: {alerted.run_id}" in text, text
+    assert "Try: 2 of 2" in text, text
+    assert "ValueError: no rows in <input> & nothing to load" in text, text
+    assert text[-1].startswith("Log: "), text
+    assert text[-1].endswith("/tasks/always_fails?try_number=2"), text
+
+
+def test_a_receiver_that_is_down_changes_no_task_state(deployment: Deployment, alerted, alerts_on: Api):
+    deployment.cluster.kubectl("delete", "pod", RECEIVER, "--wait")
+    run_id, states = run_fixture(alerts_on)
+    assert states == STATES
+    for task, attempt in (("always_fails", 1), ("always_fails", 2), ("fails_once", 1)):
+        log = alerts_on.call("GET", f"{run_path(DAG_ID, run_id)}/taskInstances/{task}/logs/{attempt}?full_content=true")
+        assert f"Failure alert for {DAG_ID}.{task} try {attempt} NOT delivered to {RECEIVER}" in json.dumps(
+            log["content"]
+        ), (task, attempt)

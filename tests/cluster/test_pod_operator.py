@@ -1,0 +1,75 @@
+"""KubernetesPodOperator on the local cluster (dags/example_pod_operator.py, `workers.podOperator.enabled` in the
+kind profile): the crunch step runs in a pod of its own with its own resources, next to the worker pod that
+started it, its result comes back through the XCom sidecar (the Airflow image standing in for alpine), and the pod is
+deleted when the step ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from scripts.devcluster.podwatch import PodLife, PodWatch
+from scripts.kind_smoke import Api, run_dag, run_path
+from tests.cluster.conftest import Deployment
+from tests.support.cluster import NAMESPACE
+from tests.support.helm import all_containers
+
+pytestmark = pytest.mark.slow
+DAG_ID = "example_pod_operator"
+SELECTOR = f"app.kubernetes.io/part-of={DAG_ID}"  # the labels the DAG gives its step's pod
+RUN_BOUND_S = 600
+POD_GONE_BOUND_S = 180
+N = 1000  # the DAG's default param
+
+
+@dataclass
+class Run:
+    run_id: str
+    states: dict[str, str]
+    pod: PodLife
+
+
+@pytest.fixture(scope="module")
+def pod_run(deployment: Deployment, api: Api) -> Run:
+    with PodWatch(deployment.cluster.kubeconfig, NAMESPACE, SELECTOR) as watch:
+        run_id = run_dag(api, DAG_ID, timeout=RUN_BOUND_S, interval=1)
+        (pod,) = watch.wait_until_gone(count=1, timeout=POD_GONE_BOUND_S).values()
+    tis = api.call("GET", f"{run_path(DAG_ID, run_id)}/taskInstances")["task_instances"]
+    return Run(run_id, {ti["task_id"]: ti["state"] for ti in tis}, pod)
+
+
+def test_the_step_runs_in_a_pod_of_its_own_and_its_result_comes_back(pod_run: Run, api: Api) -> None:
+    assert pod_run.states == {"crunch": "success", "report": "success"}
+    path = f"{run_path(DAG_ID, pod_run.run_id)}/taskInstances"
+    crunched = api.call("GET", f"{path}/crunch/xcomEntries/return_value")["value"]
+    assert crunched["pod"] == pod_run.pod.name
+    reported = api.call("GET", f"{path}/report/xcomEntries/return_value")["value"]
+    assert reported == {"n": N, "sum": N * (N + 1) * (2 * N + 1) // 6}
+    log = api.call("GET", f"{path}/crunch/logs/1?full_content=true")
+    assert "crunched" in str(log["content"])  # the pod's output, streamed into the task's log
+
+
+def test_the_pod_has_its_own_resources_a_restricted_context_and_the_airflow_image_as_xcom_sidecar(
+    pod_run: Run, deployment: Deployment
+) -> None:
+    spec = pod_run.pod.spec["spec"]
+    containers = {c["name"]: c for c in all_containers(spec)}
+    assert set(containers) == {"base", "airflow-xcom-sidecar"}
+    assert containers["base"]["resources"] == {
+        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "limits": {"memory": "256Mi"},
+    }
+    scheduler = deployment.cluster.get("deployment", "--selector", "app.kubernetes.io/component=scheduler")["items"][0]
+    airflow_image = scheduler["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert containers["base"]["image"] == containers["airflow-xcom-sidecar"]["image"] == airflow_image
+    for container in containers.values():
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert spec["securityContext"]["runAsNonRoot"] is True
+
+
+def test_the_pod_is_deleted_when_the_step_ends(pod_run: Run, deployment: Deployment) -> None:
+    assert pod_run.pod.deleted is not None
+    assert not deployment.cluster.get("pods", "--selector", SELECTOR)["items"]
