@@ -6,20 +6,9 @@ slows the scheduler. This backend uploads such values to Blob Storage and stores
 reference in the DB instead; the next task downloads the value again. DAG code stays plain ``return df``.
 
 Select it with ``[core] xcom_backend = include.azblob_xcom_backend.WasbXComBackend`` (the image sets it) and
-configure it in the ``[azblob_xcom]`` section (or ``AIRFLOW__AZBLOB_XCOM__<OPTION>`` variables):
-
-=================  ==============  =============================================================================
-option             default         meaning
-=================  ==============  =============================================================================
-conn_id            wasb_default    Airflow connection of the storage account (connection string or account URL
-                                   + DefaultAzureCredential / workload identity: whatever WasbHook accepts)
-container          airflow-xcom    container of the XCom blobs; created on first use when missing
-prefix             (empty)         blob-name prefix, e.g. ``prod/xcom``
-threshold          65536           bytes: a value whose inline (JSON) form is at most this stays in the DB
-compression        zstd            codec of offloaded values: zstd, lz4, gzip, brotli or none
-max_concurrency    4               parallel 32 MiB block transfers per blob upload/download
-retries            3               Azure SDK retries per request before an error is raised
-=================  ==============  =============================================================================
+configure it in the ``[azblob_xcom]`` section (or ``AIRFLOW__AZBLOB_XCOM__<OPTION>`` variables; the chart's
+``xcom.*`` values). The options are :class:`BackendConfig`'s fields; their one table, with defaults and meanings, is
+in docs/xcom-backend.md (tests/xcom/test_option_table.py keeps the two equal).
 
 What goes where:
 * DataFrames and pyarrow Tables above the threshold: one Parquet blob (exact dtypes, index, ``attrs``).

@@ -123,13 +123,17 @@ gitSync: <root>/<link>/<subPath>; image and gitBundle: the image's folder (GitDa
 {{- if or (eq .component "worker") (and (eq .component "scheduler") (eq .root.Values.executor "LocalExecutor")) -}}true{{- end -}}
 {{- end -}}
 
-{{/* The kubernetes_default connection of workers.podOperator: in-cluster, the release namespace, and the XCom
+{{/* The kubernetes_default connection of workers.podOperator: in-cluster, the step pods' namespace, and the XCom
 sidecar's image and security context (the chart's own restricted one). */}}
+{{- define "airflow-azblob.podOperatorNamespace" -}}
+{{- .Values.workers.podOperator.namespace | default .Release.Namespace -}}
+{{- end -}}
+
 {{- define "airflow-azblob.podOperatorConnection" -}}
 {{- $p := .Values.workers.podOperator -}}
 {{- $extra := dict
   "in_cluster" true
-  "namespace" .Release.Namespace
+  "namespace" (include "airflow-azblob.podOperatorNamespace" .)
   "xcom_sidecar_container_image" ($p.xcomSidecarImage | default (include "airflow-azblob.airflowImage" .))
   "xcom_sidecar_container_security_context" (include "airflow-azblob.containerSecurityContext" . | fromYaml | toJson)
 -}}

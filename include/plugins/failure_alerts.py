@@ -7,33 +7,39 @@ Configuration, all optional (no ``webhook_url``: no alerts, nothing is sent):
     webhook_url = https://hooks.slack.com/services/...   # a secret: the chart sets it from a Secret, as
                                                          # AIRFLOW__ALERTS__WEBHOOK_URL
     on_retry = True      # alert on a failed try that will be retried too, not only on the one that fails the task
-    timeout = 5          # seconds one webhook call may take
+    timeout = 5          # seconds an alert may take in all (at most 10)
 
 Where each alert comes from (Airflow 3.3 calls these listener hooks):
 
 - a task that fails or raises: its own process (the worker pod), for each try (up for retry or failed);
-- a task Airflow finds dead (its pod gone before it reported, heartbeats lost, never started): the scheduler;
+- a task Airflow finds dead (its pod gone before it reported, heartbeats lost): the scheduler;
 - a DAG run that failed: the scheduler.
 
-A task or run marked failed by hand in the UI or the REST API sends nothing: a person did it. A task process killed
-outright (OOM kill, SIGKILL) sends no per-try alert: its supervisor records the failure and Airflow calls no listener
-there; the run's alert still comes if the run fails. A webhook that is down or
-refuses the message is logged as a warning (with its host, never the URL: a Slack webhook URL is a credential) and
-changes nothing else: the task's state, retries and callbacks are Airflow's. The task process sends before it exits
-(at most ``timeout`` seconds); the scheduler hands the call to a background thread so that a slow webhook never stalls
-scheduling. Loaded from ``[core] plugins_folder`` (the chart and the local stack set it to this folder).
+Nothing for a task or run marked failed by hand in the UI or the REST API (a person did it), nor per try for a task
+process killed outright (OOM kill, SIGKILL: its supervisor records the failure and Airflow calls no listener there)
+or a task failed for staying queued too long (the scheduler sets that state without one); the run's alert still
+comes if the run fails. A webhook that is down or refuses the message is logged as a warning (with its host, never
+the URL: a Slack webhook URL is a credential) and changes nothing else: the task's state, retries and callbacks are
+Airflow's. The task process sends before it exits and waits at most ``timeout`` seconds; the scheduler queues its
+alerts for a background thread so that a slow webhook never stalls scheduling. Loaded from ``[core] plugins_folder``
+(the chart and the local stack set it to this folder).
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import logging
+import os
+import queue
+import re
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -45,6 +51,10 @@ log = logging.getLogger(__name__)
 
 SECTION = "alerts"
 DEFAULT_TIMEOUT = 5.0
+MAX_TIMEOUT = 10.0  # well inside [core] task_success_overtime (20 s), after which a task's process is ended
+QUEUE_CAPACITY = 100  # the scheduler's alerts waiting for the webhook
+DRAIN_SECONDS = 15.0  # how long a stopping scheduler waits for its queued alerts
+SLACK_TEXT_CHARS = 3000  # Slack refuses a section whose text is longer
 ERROR_CHARS = 1500  # Slack cuts a section's text at 3,000 characters; the rest of the message needs room too
 # The message Airflow's REST API gives a DAG run someone set to failed (api_fastapi/.../public/dag_run.py).
 MARKED_BY_HAND = "state was manually set"
@@ -83,8 +93,10 @@ def settings() -> Settings | None:
         on_retry = conf.getboolean(SECTION, "on_retry", fallback=True)
     except Exception as error:  # Airflow's AirflowConfigException names the key and the value
         raise AlertConfigError(f"[{SECTION}]: {error}") from error
-    if not 0 < timeout <= 60:
-        raise AlertConfigError(f"[{SECTION}] timeout must be between 0 and 60 seconds; it is {timeout}.")
+    if not 0 < timeout <= MAX_TIMEOUT:
+        raise AlertConfigError(
+            f"[{SECTION}] timeout must be above 0 and at most {MAX_TIMEOUT:g} seconds; it is {timeout}."
+        )
     return Settings(url, on_retry, timeout)
 
 
@@ -100,6 +112,12 @@ def escaped(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def within_slack_limit(text: str) -> str:
+    """Escaping can make a text up to five times longer: cut it to what Slack accepts, never inside an entity."""
+    limit = SLACK_TEXT_CHARS - 10  # the code fence around it
+    return text if len(text) <= limit else re.sub(r"&[a-z]*$", "", text[: limit - 1]) + "…"
+
+
 def message(title: str, fields: dict[str, str], detail: str, link: tuple[str, str]) -> dict[str, Any]:
     """Slack's incoming-webhook JSON: ``text`` (the notification, and all a plain receiver needs) and ``blocks``."""
     label, url = link
@@ -112,7 +130,7 @@ def message(title: str, fields: dict[str, str], detail: str, link: tuple[str, st
                 "type": "section",
                 "fields": [{"type": "mrkdwn", "text": f"*{name}*\n{escaped(value)}"} for name, value in fields.items()],
             },
-            {"type": "section", "text": {"type": "mrkdwn", "text": f"```{escaped(detail)}```"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"```{within_slack_limit(escaped(detail))}```"}},
             {"type": "section", "text": {"type": "mrkdwn", "text": f"<{url}|{label}>"}},
         ],
     }
@@ -172,11 +190,61 @@ def post(settings: Settings, payload: dict[str, Any], what: str) -> bool:
     return False
 
 
+class BackgroundSender:
+    """The scheduler's alerts, sent in order by one daemon thread so that scheduling never waits on a webhook. At most
+    ``capacity`` wait (more are dropped with a warning: a webhook that hangs must not grow the scheduler's memory);
+    at exit the process waits up to ``drain_seconds`` for the queue, never longer."""
+
+    def __init__(self, capacity: int = QUEUE_CAPACITY, drain_seconds: float = DRAIN_SECONDS) -> None:
+        self.queue: queue.Queue[tuple[Settings, dict[str, Any], str]] = queue.Queue(maxsize=capacity)
+        self.drain_seconds = drain_seconds
+        threading.Thread(target=self._run, name="failure-alerts", daemon=True).start()
+        atexit.register(self.drain)
+
+    def submit(self, settings: Settings, payload: dict[str, Any], what: str) -> None:
+        try:
+            self.queue.put_nowait((settings, payload, what))
+        except queue.Full:
+            log.warning(
+                "Failure alert for %s NOT sent: the queue for %s is full (%d waiting)", what, settings.host,
+                self.queue.maxsize,
+            )  # fmt: skip
+
+    def drain(self) -> None:
+        """Wait until every queued alert was sent or given up, or ``drain_seconds`` have passed."""
+        deadline = time.monotonic() + self.drain_seconds
+        with self.queue.all_tasks_done:
+            while self.queue.unfinished_tasks and (left := deadline - time.monotonic()) > 0:
+                self.queue.all_tasks_done.wait(left)
+
+    def _run(self) -> None:
+        while True:
+            settings, payload, what = self.queue.get()
+            try:
+                post(settings, payload, what)
+            finally:
+                self.queue.task_done()
+
+
 @functools.cache
-def background_sender() -> ThreadPoolExecutor:
-    """One thread per process (the scheduler's) that sends in order; Python joins it at exit, so a queued alert is
-    still sent when the scheduler stops."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="failure-alerts")
+def background_sender() -> BackgroundSender:
+    return BackgroundSender()
+
+
+os.register_at_fork(after_in_child=background_sender.cache_clear)  # a forked child has no sender thread: its own
+
+
+def send_within_timeout(settings: Settings, payload: dict[str, Any], what: str) -> None:
+    """Send from the task's process and wait at most ``timeout`` in all (urllib's timeout bounds each socket step,
+    not the call, and name resolution not at all): the task has reported its state, and its supervisor ends the
+    process when [core] task_success_overtime (20 s by default) has passed."""
+    sender = threading.Thread(target=post, args=(settings, payload, what), name="failure-alert", daemon=True)
+    sender.start()
+    sender.join(settings.timeout)
+    if sender.is_alive():
+        log.warning(
+            "Failure alert for %s NOT delivered to %s: no answer within %s s", what, settings.host, settings.timeout
+        )
 
 
 def send(payload_of: Callable[[], dict[str, Any]], what: str, *, retrying: bool, background: bool) -> None:
@@ -187,14 +255,10 @@ def send(payload_of: Callable[[], dict[str, Any]], what: str, *, retrying: bool,
         return
     if config is None or (retrying and not config.on_retry):
         return
-    payload = payload_of()
-    if not background:
-        post(config, payload, what)
-        return
-    try:
-        background_sender().submit(post, config, payload, what)
-    except RuntimeError:  # the interpreter is shutting down: no new threads, send it now
-        post(config, payload, what)
+    if background:
+        background_sender().submit(config, payload_of(), what)
+    else:
+        send_within_timeout(config, payload_of(), what)
 
 
 def in_task_process(task_instance: Any) -> bool:

@@ -277,3 +277,14 @@ def test_the_pod_operator_connection_is_in_cluster_in_the_release_namespace_with
     assert json.loads(next(iter(holders_of(own, K8S_CONN_ENV).values())))["extra"]["xcom_sidecar_container_image"] == (
         "mirror/alpine:3.22"
     )
+
+
+def test_the_pod_operator_can_keep_the_step_pods_out_of_the_release_namespace() -> None:
+    """In a namespace of their own, the step pods cannot mount the release's Secrets: the Role is made there and the
+    connection points there, while the binding still names the workers' ServiceAccount in the release namespace."""
+    manifest = render({"workers.podOperator.enabled": True, "workers.podOperator.namespace": "airflow-steps"})
+    role, binding = manifest.get("Role", "pod-operator"), manifest.get("RoleBinding", "pod-operator")
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "airflow-steps"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": f"{FULLNAME}-worker", "namespace": NAMESPACE}]
+    (value,) = holders_of(manifest, K8S_CONN_ENV).values()
+    assert json.loads(value)["extra"]["namespace"] == "airflow-steps"

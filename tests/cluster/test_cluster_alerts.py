@@ -161,6 +161,7 @@ def test_the_alerts_name_the_run_the_try_and_the_error(alerted):
 
 
 def test_a_receiver_that_is_down_changes_no_task_state(deployment: Deployment, alerted, alerts_on: Api):
+    assert titles(received(deployment)) == EXPECTED  # still exactly one each, minutes after the run
     deployment.cluster.kubectl("delete", "pod", RECEIVER, "--wait")
     run_id, states = run_fixture(alerts_on)
     assert states == STATES
