@@ -1,6 +1,9 @@
 """The local cluster for tests/cluster: brought up once for this folder (after the images are built), the chart
 deployed into it through scripts/deploy exactly as `make deploy` does, and everything torn down afterwards, with a
 check that `scripts/cluster down` left nothing of the cluster on this machine.
+
+Modules run in name order, and two depend on it: test_cluster_lifecycle.py must sort first (it brings a bare cluster
+up and down before this shared one exists) and test_upgrade_and_uninstall.py last (it uninstalls the release).
 """
 
 from __future__ import annotations

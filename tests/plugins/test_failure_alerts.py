@@ -3,7 +3,7 @@ in a fresh process with the plugins folder the chart and the local stack configu
 receiver in this process (tests/support/webhook_receiver.py).
 
 The fixture's run: always_fails fails both tries, fails_once fails its first try and succeeds on the retry, succeeds
-succeeds; the run fails. tests/cluster/test_cluster_alerts.py proves the chart's wiring (the Secret, the worker pods,
+succeeds; the run fails. tests/cluster/test_failure_alerting.py proves the chart's wiring (the Secret, the worker pods,
 the scheduler) on the local cluster.
 """
 
