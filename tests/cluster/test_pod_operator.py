@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from scripts.devcluster.podwatch import PodLife, PodWatch
+from scripts.devcluster.podwatch import EXECUTOR_SELECTOR, PodLife, PodWatch
 from scripts.kind_smoke import Api, run_dag, run_path
 from tests.cluster.conftest import Deployment
 from tests.support.cluster import NAMESPACE
@@ -19,6 +19,7 @@ from tests.support.helm import all_containers
 pytestmark = pytest.mark.slow
 DAG_ID = "example_pod_operator"
 SELECTOR = f"app.kubernetes.io/part-of={DAG_ID}"  # the labels the DAG gives its step's pod
+WORKERS = f"{EXECUTOR_SELECTOR},dag_id={DAG_ID}"  # the KubernetesExecutor's pods for crunch and report
 RUN_BOUND_S = 600
 POD_GONE_BOUND_S = 180
 N = 1000  # the DAG's default param
@@ -33,9 +34,11 @@ class Run:
 
 @pytest.fixture(scope="module")
 def pod_run(deployment: Deployment, api: Api) -> Run:
-    with PodWatch(deployment.cluster.kubeconfig, NAMESPACE, SELECTOR) as watch:
+    kubeconfig = deployment.cluster.kubeconfig
+    with PodWatch(kubeconfig, NAMESPACE, SELECTOR) as watch, PodWatch(kubeconfig, NAMESPACE, WORKERS) as workers:
         run_id = run_dag(api, DAG_ID, timeout=RUN_BOUND_S, interval=1)
         (pod,) = watch.wait_until_gone(count=1, timeout=POD_GONE_BOUND_S).values()
+        workers.wait_until_gone(count=2, timeout=POD_GONE_BOUND_S)  # none left behind for the next module
     tis = api.call("GET", f"{run_path(DAG_ID, run_id)}/taskInstances")["task_instances"]
     return Run(run_id, {ti["task_id"]: ti["state"] for ti in tis}, pod)
 

@@ -27,13 +27,15 @@ KEPT_KINDS = "secrets,persistentvolumeclaims,configmaps,services,serviceaccounts
 
 
 def long_running_pods(deployment: Deployment) -> list[dict]:
-    """The release's pods that do not belong to a per-revision Job and are not on their way out (a replaced pod
-    can still be terminating when `helm upgrade --wait` returns)."""
+    """The release's pods that a Deployment or StatefulSet keeps and that are not on their way out (a replaced pod
+    can still be terminating when `helm upgrade --wait` returns). Not a per-revision Job's pods, nor a task's worker
+    pod (a KubernetesExecutor pod has no owner: one the executor is still cleaning up from an earlier module would
+    come and go during the upgrade)."""
     pods = deployment.cluster.get("pods", "--selector", SELECTOR)["items"]
     return [
         pod
         for pod in pods
-        if not any(owner["kind"] == "Job" for owner in pod["metadata"].get("ownerReferences", []))
+        if any(owner["kind"] in ("ReplicaSet", "StatefulSet") for owner in pod["metadata"].get("ownerReferences", []))
         and not pod["metadata"].get("deletionTimestamp")
     ]
 
