@@ -8,7 +8,7 @@ from pathlib import Path
 
 from scripts.devstack.services import wasb_connection
 
-__all__ = ["AIRFLOW_BIN", "XCOM_BACKEND", "dags_test", "wasb_connection", "xcom_rows"]
+__all__ = ["AIRFLOW_BIN", "XCOM_BACKEND", "dags_test", "task_instances", "wasb_connection", "xcom_rows"]
 
 AIRFLOW_BIN = Path(sys.executable).parent / "airflow"
 XCOM_BACKEND = "include.azblob_xcom_backend.WasbXComBackend"
@@ -40,3 +40,15 @@ def xcom_rows(db: Path, dag_id: str) -> dict[tuple[str, int, str], object]:
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT task_id, map_index, key, value FROM xcom WHERE dag_id = ?", (dag_id,))
         return {(t, m, k): json.loads(v) if isinstance(v, str) else v for t, m, k, v in rows}
+
+
+def task_instances(db: Path, dag_id: str) -> dict[tuple[str, int], dict[str, str | None]]:
+    """The task instances of a DAG in a SQLite metadata DB, keyed by (task_id, map_index): state and the
+    rendered map index (the name a mapped instance shows in the UI)."""
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT task_id, map_index, state, rendered_map_index FROM task_instance WHERE dag_id = ?", (dag_id,)
+        )
+        return {(t, m): {"state": s, "rendered_map_index": r} for t, m, s, r in rows}
