@@ -36,10 +36,22 @@ def test_notes_follow_a_base_url_sub_path() -> None:
     )
 
 
-def _walk(schema: dict, path: str = "") -> list[tuple[str, dict]]:
+def _resolved(sub: dict, root: dict) -> dict:
+    """A subschema with its `$ref` (a #/$defs/... pointer) followed; the keys beside the `$ref` win (a description)."""
+    if "$ref" not in sub:
+        return sub
+    target = root
+    for part in sub["$ref"].removeprefix("#/").split("/"):
+        target = target[part]
+    return {**_resolved(target, root), **{k: v for k, v in sub.items() if k != "$ref"}}
+
+
+def _walk(schema: dict, path: str = "", root: dict | None = None) -> list[tuple[str, dict]]:
+    root = root or schema
+    schema = _resolved(schema, root)
     found = [(path, schema)]
     for key, sub in schema.get("properties", {}).items():
-        found += _walk(sub, f"{path}.{key}" if path else key)
+        found += _walk(sub, f"{path}.{key}" if path else key, root)
     return found
 
 

@@ -31,7 +31,7 @@ def test_generated_secret_is_kept_across_upgrades_and_uninstall(defaults: Manife
 
 
 def test_generated_secrets_are_looked_up_before_generating() -> None:
-    text = (CHART / "templates" / "_helpers.tpl").read_text()
+    text = (CHART / "templates" / "_secrets.tpl").read_text()
     assert 'lookup "v1" "Secret" .root.Release.Namespace .name' in text
     generated = (CHART / "templates" / "secrets" / "generated.yaml").read_text()
     assert "keptSecretValue" in generated

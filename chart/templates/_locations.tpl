@@ -1,0 +1,98 @@
+{{/*
+Where things are: paths inside the image (the Dockerfile's layout), the DAGs folder of every pod, and the
+endpoints one component reaches another at.
+*/}}
+
+{{/* ------------------------------------------------------------------------ paths inside the image */}}
+
+{{/* AIRFLOW_HOME of the image (the Dockerfile's apache/airflow base). */}}
+{{- define "airflow-azblob.airflowHome" -}}/opt/airflow{{- end -}}
+
+{{/* PYTHONPATH that makes include.azblob_xcom_backend importable: the image copies include/ to <this>/include. */}}
+{{- define "airflow-azblob.pythonPath" -}}/opt/airflow{{- end -}}
+
+{{/* [core] plugins_folder: the image copies include/plugins there (include/plugins/task_termination.py). */}}
+{{- define "airflow-azblob.pluginsFolder" -}}{{ include "airflow-azblob.pythonPath" . }}/include/plugins{{- end -}}
+
+{{/* Where the image bakes DAGs (dags.mode image). */}}
+{{- define "airflow-azblob.imageDagsFolder" -}}/opt/airflow/dags{{- end -}}
+
+{{/* Directory of the airflow.cfg ConfigMap mount; AIRFLOW_CONFIG points at airflow.cfg inside it. */}}
+{{- define "airflow-azblob.configDir" -}}/opt/airflow/config{{- end -}}
+
+{{- define "airflow-azblob.logsFolder" -}}/opt/airflow/logs{{- end -}}
+
+{{/* Writable copy of the SimpleAuthManager passwords file (the manager opens it read-write). */}}
+{{- define "airflow-azblob.authDir" -}}/opt/airflow/auth{{- end -}}
+
+{{- define "airflow-azblob.podTemplateDir" -}}/opt/airflow/pod_templates{{- end -}}
+
+{{/* git-sync: the volume is mounted at this root in every container; git-sync links the checkout at <root>/<link>. */}}
+{{- define "airflow-azblob.gitSyncRoot" -}}/git{{- end -}}
+{{- define "airflow-azblob.gitSyncLink" -}}repo{{- end -}}
+
+{{/*
+The DAGs folder of every component and every worker pod, and [core] dags_folder.
+gitSync: <root>/<link>/<subPath>; image and gitBundle: the image's folder (GitDagBundle ignores it).
+*/}}
+{{- define "airflow-azblob.dagsFolder" -}}
+{{- if eq .Values.dags.mode "gitSync" -}}
+{{- $sub := trimAll "/" .Values.dags.gitSync.subPath -}}
+{{- printf "%s/%s" (include "airflow-azblob.gitSyncRoot" .) (include "airflow-azblob.gitSyncLink" .) -}}
+{{- if $sub }}/{{ $sub }}{{ end -}}
+{{- else -}}
+{{- include "airflow-azblob.imageDagsFolder" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* -------------------------------------------------------------------------------------- endpoints */}}
+
+{{/* The log server a component runs for the api-server, as (dict "port" ...), or nothing: the triggerer always
+(its triggers' logs), the scheduler with the LocalExecutor (its tasks' logs). The port is airflow.cfg's own setting.
+Call with (dict "root" $ "component" ...). */}}
+{{- define "airflow-azblob.logServer" -}}
+{{- $logging := .root.Values.config.logging | default dict -}}
+{{- if eq .component "triggerer" -}}
+port: {{ dig "trigger_log_server_port" 8794 $logging | int }}
+{{- else if and (eq .component "scheduler") (eq .root.Values.executor "LocalExecutor") -}}
+port: {{ dig "worker_log_server_port" 8793 $logging | int }}
+{{- end -}}
+{{- end -}}
+
+{{- define "airflow-azblob.apiServerServiceName" -}}
+{{- include "airflow-azblob.componentName" (dict "root" . "component" "api-server") -}}
+{{- end -}}
+
+{{/* Path of [api] base_url without a trailing slash ("" when the UI is served at the root). */}}
+{{- define "airflow-azblob.basePath" -}}
+{{- $baseUrl := dig "api" "base_url" "" .Values.config -}}
+{{- if $baseUrl -}}{{- (urlParse $baseUrl).path | trimSuffix "/" -}}{{- end -}}
+{{- end -}}
+
+{{/* URL other processes reach the api-server at, base path included. */}}
+{{- define "airflow-azblob.apiServerUrl" -}}
+{{- $url := .Values.apiServer.internalUrl | default (printf "http://%s:%v" (include "airflow-azblob.apiServerServiceName" .) .Values.apiServer.service.port) -}}
+{{- printf "%s%s" (trimSuffix "/" $url) (include "airflow-azblob.basePath" .) -}}
+{{- end -}}
+
+{{/* [core] execution_api_server_url: worker pods must reach it or tasks fail with httpx.ConnectError. */}}
+{{- define "airflow-azblob.executionApiUrl" -}}
+{{- printf "%s/execution/" (include "airflow-azblob.apiServerUrl" .) -}}
+{{- end -}}
+
+{{- define "airflow-azblob.azuriteServiceName" -}}
+{{- include "airflow-azblob.componentName" (dict "root" . "component" "azurite") -}}
+{{- end -}}
+
+{{- define "airflow-azblob.azuriteAccount" -}}devstoreaccount1{{- end -}}
+
+{{/* Azurite's well-known development key (public, documented by Microsoft; not a secret). */}}
+{{- define "airflow-azblob.azuriteKey" -}}Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=={{- end -}}
+
+{{- define "airflow-azblob.azuriteBlobEndpoint" -}}
+{{- .Values.azurite.blobEndpoint | default (printf "http://%s:10000/%s" (include "airflow-azblob.azuriteServiceName" .) (include "airflow-azblob.azuriteAccount" .)) | trimSuffix "/" -}}
+{{- end -}}
+
+{{- define "airflow-azblob.postgresqlServiceName" -}}
+{{- include "airflow-azblob.componentName" (dict "root" . "component" "postgresql") -}}
+{{- end -}}

@@ -1,0 +1,74 @@
+{{/*
+Validation of values that the schema cannot express (combinations of values).
+*/}}
+
+{{/* Every misconfiguration fails here with a sentence that names the value to set. */}}
+{{- define "airflow-azblob.validate" -}}
+{{- $v := .Values -}}
+{{- if not (has $v.executor (list "KubernetesExecutor" "LocalExecutor")) -}}
+{{- fail (printf "executor %q is not supported: set executor to KubernetesExecutor or LocalExecutor." $v.executor) -}}
+{{- end -}}
+{{- if not (has $v.dags.mode (list "image" "gitSync" "gitBundle")) -}}
+{{- fail (printf "dags.mode %q is not supported: set dags.mode to image, gitSync or gitBundle." $v.dags.mode) -}}
+{{- end -}}
+{{- if and (eq $v.dags.mode "gitSync") (not $v.dags.gitSync.repo) -}}
+{{- fail "dags.mode is gitSync but no repository is configured: set dags.gitSync.repo to the URL of your DAG repository." -}}
+{{- end -}}
+{{- if and (eq $v.dags.mode "gitSync") $v.dags.gitSync.ssh.existingSecret $v.dags.gitSync.https.existingSecret -}}
+{{- fail "dags.gitSync has both SSH and HTTPS credentials: set only one of dags.gitSync.ssh.existingSecret and dags.gitSync.https.existingSecret." -}}
+{{- end -}}
+{{- if and (eq $v.dags.mode "gitSync") $v.dags.gitSync.ssh.existingSecret (not $v.dags.gitSync.ssh.knownHosts) (not $v.dags.gitSync.ssh.disableKnownHosts) -}}
+{{- fail "dags.gitSync.ssh.existingSecret is set without known hosts: set dags.gitSync.ssh.knownHosts to the output of ssh-keyscan <git host>, or set dags.gitSync.ssh.disableKnownHosts=true to skip host key verification (insecure)." -}}
+{{- end -}}
+{{- if and (eq $v.dags.mode "gitBundle") (not $v.dags.gitBundle.repoUrl) -}}
+{{- fail "dags.mode is gitBundle but no repository is configured: set dags.gitBundle.repoUrl to the URL of your DAG repository." -}}
+{{- end -}}
+{{- if and $v.logs.remote.enabled (not $v.logs.remote.container) -}}
+{{- fail "logs.remote.enabled is true but logs.remote.container is empty: set logs.remote.container to an existing Blob container (e.g. airflow-logs), or set logs.remote.enabled=false." -}}
+{{- end -}}
+{{- if and $v.xcom.enabled (not $v.xcom.container) -}}
+{{- fail "xcom.enabled is true but xcom.container is empty: set xcom.container (e.g. airflow-xcom), or set xcom.enabled=false." -}}
+{{- end -}}
+{{- if and (not $v.azurite.enabled) (not $v.azure.connection.accountUrl) (not $v.azure.connection.existingSecret) -}}
+{{- fail "azurite.enabled is false and no storage connection is configured: set azure.connection.accountUrl (with azure.workloadIdentity) or azure.connection.existingSecret." -}}
+{{- end -}}
+{{- if and $v.azurite.enabled (or $v.azure.connection.accountUrl $v.azure.connection.existingSecret) -}}
+{{- fail "azurite.enabled is true but a storage account is also configured: set azurite.enabled=false to use azure.connection.accountUrl or azure.connection.existingSecret." -}}
+{{- end -}}
+{{- if and (not $v.azurite.enabled) $v.azure.connection.accountUrl $v.azure.connection.existingSecret -}}
+{{- fail "azure.connection.accountUrl and azure.connection.existingSecret are both set: set only one of them." -}}
+{{- end -}}
+{{- if and $v.azure.workloadIdentity.enabled (not $v.azure.workloadIdentity.clientId) -}}
+{{- fail "azure.workloadIdentity.enabled is true but azure.workloadIdentity.clientId is empty: set azure.workloadIdentity.clientId to the client id of the managed identity." -}}
+{{- end -}}
+{{- if and (not $v.postgresql.enabled) (not $v.database.existingSecret) -}}
+{{- fail "postgresql.enabled is false and no metadata database is configured: set database.existingSecret to a Secret holding the SQLAlchemy URL (key: database.existingSecretKey)." -}}
+{{- end -}}
+{{- if and $v.postgresql.enabled $v.database.existingSecret -}}
+{{- fail "postgresql.enabled is true but database.existingSecret is also set: set postgresql.enabled=false to use your own database, or clear database.existingSecret to use the in-release PostgreSQL." -}}
+{{- end -}}
+{{- $baseUrl := dig "api" "base_url" "" ($v.config | default dict) -}}
+{{- if and $baseUrl (not (regexMatch "^https?://[^/]+" $baseUrl)) -}}
+{{- fail (printf "config.api.base_url %q is not a full URL: set it like https://airflow.example.com or https://example.com/airflow." $baseUrl) -}}
+{{- end -}}
+{{- range $value, $path := dict "dags.gitSync.subPath" $v.dags.gitSync.subPath "dags.gitBundle.subdir" $v.dags.gitBundle.subdir -}}
+{{- if has ".." (splitList "/" ($path | default "")) -}}
+{{- fail (printf "%s %q leaves the repository: set %s to a folder inside it (e.g. dags)." $value $path $value) -}}
+{{- end -}}
+{{- end -}}
+{{- if and $v.database.existingSecretAsyncKey (or $v.postgresql.enabled (not $v.database.existingSecret)) -}}
+{{- fail "database.existingSecretAsyncKey is set but the metadata DB is not your own: it names a key of database.existingSecret; set postgresql.enabled=false and database.existingSecret, or clear database.existingSecretAsyncKey." -}}
+{{- end -}}
+{{- if and (not $v.auth.existingSecret) (not $v.auth.users) -}}
+{{- fail "auth.users is empty: set auth.users to at least one user:role pair (e.g. admin:admin)." -}}
+{{- end -}}
+{{- $owned := include "airflow-azblob.chartOwnedConfig" . | fromYaml -}}
+{{- range $section, $keys := ($v.config | default dict) -}}
+{{- range $key, $_ := ($keys | default dict) -}}
+{{- $instead := dig $section $key "" $owned -}}
+{{- if $instead -}}
+{{- fail (printf "config.%s.%s is computed by the chart: remove it from config and set %s instead." $section $key $instead) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
