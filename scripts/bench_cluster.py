@@ -33,15 +33,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if __name__ == "__main__":  # run as a file: the checkout's root makes `scripts` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts import kind_smoke  # noqa: E402
-from scripts.bench_local_stack import running_stack  # noqa: E402
-from scripts.bench_local_stack import time_run as time_local_run  # noqa: E402
-from scripts.devcluster import cluster, images  # noqa: E402
-from scripts.devcluster.podwatch import EXECUTOR_SELECTOR, PodWatch  # noqa: E402
-from scripts.devstack.services import free_port  # noqa: E402
+from scripts import kind_smoke
+from scripts.bench_local_stack import running_stack
+from scripts.bench_local_stack import time_run as time_local_run
+from scripts.devcluster import cluster, images
+from scripts.devcluster.podwatch import EXECUTOR_SELECTOR, PodWatch
+from scripts.devstack.services import free_port
+from scripts.paths import CLUSTER_BIN, ROOT
 
 DOCS = ROOT / "docs" / "benchmarks" / "cluster.md"
 DATA = ROOT / "docs" / "benchmarks" / "cluster.json"
@@ -118,7 +119,7 @@ def iso(value: str) -> float:
 def port_forward(service: str, port: int) -> tuple[subprocess.Popen, int]:
     local = free_port()
     process = subprocess.Popen(
-        [str(cluster.BIN / "kubectl"), "--kubeconfig", str(cluster.PATHS.kubeconfig), "--namespace", NAMESPACE,
+        [str(CLUSTER_BIN / "kubectl"), "--kubeconfig", str(cluster.PATHS.kubeconfig), "--namespace", NAMESPACE,
          "port-forward", f"svc/{service}", f"{local}:{port}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -129,7 +130,7 @@ def port_forward(service: str, port: int) -> tuple[subprocess.Popen, int]:
 def admin_password() -> str:
     """From the chart's SimpleAuthManager passwords Secret."""
     encoded = subprocess.run(
-        [str(cluster.BIN / "kubectl"), "--kubeconfig", str(cluster.PATHS.kubeconfig), "--namespace", NAMESPACE,
+        [str(CLUSTER_BIN / "kubectl"), "--kubeconfig", str(cluster.PATHS.kubeconfig), "--namespace", NAMESPACE,
          "get", "secret", "airflow-airflow-azblob-auth", "-o", "jsonpath={.data.passwords\\.json}"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
@@ -247,7 +248,7 @@ def report(data: dict[str, Any]) -> str:
 def build_tools_cold() -> float:
     """`scripts/bootstrap cluster` with its stamps removed and an empty Go build cache."""
     for stamp in (".kubernetes-stamp", ".coredns-stamp"):
-        (cluster.BIN / stamp).unlink(missing_ok=True)
+        (CLUSTER_BIN / stamp).unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-gocache-") as cache:
         return timed([str(ROOT / "scripts" / "bootstrap"), "cluster"], env={**os.environ, "GOCACHE": cache})[0]
 

@@ -24,12 +24,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if __name__ == "__main__":  # run as a file: the checkout's root makes `scripts` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts import kind_smoke  # noqa: E402
-from scripts.devstack import stack  # noqa: E402
-from scripts.devstack.services import free_port  # noqa: E402
+from scripts import kind_smoke
+from scripts.devstack import stack
+from scripts.devstack.services import free_port
+from scripts.paths import ROOT
 
 DOCS = ROOT / "docs" / "benchmarks" / "local-stack.md"
 EXAMPLE = "example_dataframe_pipeline"

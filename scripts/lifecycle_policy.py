@@ -32,12 +32,12 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if __name__ == "__main__":  # run as a file: the checkout's root makes `scripts` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from include.blob_retention import DEFAULT_LOG_RETENTION_DAYS  # noqa: E402
+from include.blob_retention import DEFAULT_LOG_RETENTION_DAYS
+from scripts.paths import HELM, ROOT
 
-HELM = ROOT / ".tools" / "bin" / "helm"
 DEFAULT_MARGIN_DAYS = 7
 
 

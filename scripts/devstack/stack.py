@@ -35,18 +35,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+if __name__ == "__main__":  # run as a file: the checkout's root makes `scripts` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from scripts.devstack.services import (  # noqa: E402
-    AZURITE_BIN,
-    Azurite,
-    Postgres,
-    azurite_connection_string,
-)
+from scripts.devstack.services import Azurite, Postgres, azurite_connection_string
+from scripts.paths import AZURITE_BIN, HELM, ROOT
 
-HELM = ROOT / ".tools" / "bin" / "helm"
 VENV_BIN = Path(sys.executable).parent
 PROFILE = ROOT / "config" / "profiles" / "local.yaml"
 CONFIG_TEMPLATE = "templates/configmaps/airflow-config.yaml"

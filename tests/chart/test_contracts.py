@@ -11,7 +11,7 @@ import re
 import pytest
 
 from include.azblob_xcom_backend import XComConfigError, _valid_container
-from scripts.devstack.services import ROOT
+from scripts.paths import ROOT
 from tests.image.dockerfile import parse
 from tests.support.helm import FULLNAME, Manifest, all_containers, env_of, render
 

@@ -15,7 +15,8 @@ from typing import ClassVar
 
 import pytest
 
-from scripts.devstack.services import ROOT, Azurite
+from scripts.devstack.services import Azurite
+from scripts.paths import ROOT
 from tests.support.helm import FULLNAME, Manifest, env_of, render
 
 

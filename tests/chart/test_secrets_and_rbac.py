@@ -8,7 +8,8 @@ import json
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.support.helm import CHART, FULLNAME, NAMESPACE, ROOT, Manifest, all_containers, env_of, render, render_fresh
+from scripts.paths import ROOT
+from tests.support.helm import CHART, FULLNAME, NAMESPACE, Manifest, all_containers, env_of, render, render_fresh
 
 # Every value the chart would otherwise generate, named instead: what `helm template | kubectl apply` and GitOps
 # tools (Argo CD, Flux), which cannot `lookup`, need so that no secret changes on the next sync (docs/chart.md).

@@ -20,9 +20,10 @@ from typing import Any
 import pytest
 
 from scripts.kind_smoke import Api, run_path, task_instances, trigger_dag, wait_for, wait_for_run
+from scripts.paths import ROOT
 from tests.cluster.conftest import Deployment
 from tests.support.cluster import NAMESPACE
-from tests.support.helm import FULLNAME, ROOT
+from tests.support.helm import FULLNAME
 
 pytestmark = pytest.mark.slow
 DAG_ID = "alerts_fixture"

@@ -23,7 +23,8 @@ import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from include.azblob_xcom_backend import parse_uri
-from scripts.devstack.services import AZURITE_KEY, ROOT, free_port
+from scripts.devstack.services import AZURITE_KEY, free_port
+from scripts.paths import ROOT
 from tests.support.airflow import dags_test, wasb_connection
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from scripts.devstack.services import ROOT
+from scripts.paths import ROOT
 from tests.support.airflow import dags_test, wasb_connection, xcom_rows
 
 pytestmark = pytest.mark.slow

@@ -24,8 +24,9 @@ from azure.storage.blob import BlobServiceClient
 
 from include.azblob_xcom_backend import metadata_ids, parse_uri
 from scripts import kind_smoke
-from scripts.devstack.services import ROOT, azurite_connection_string, free_port
+from scripts.devstack.services import azurite_connection_string, free_port
 from scripts.devstack.stack import stack_processes
+from scripts.paths import ROOT
 
 pytestmark = pytest.mark.slow
 

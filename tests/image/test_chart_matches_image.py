@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.image.dockerfile import ROOT, parse
+from scripts.paths import HELM, ROOT
+from tests.image.dockerfile import parse
 
-HELM = ROOT / ".tools" / "bin" / "helm"
 PROFILE = ROOT / "config" / "profiles" / "kind.yaml"
 KIND_IMAGE = "airflow-azblob:local"
 POD_OWNERS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"}

@@ -21,8 +21,7 @@ from typing import Any
 import jmespath
 import yaml
 
-from scripts.devstack.services import ROOT
-from scripts.devstack.stack import HELM  # the pinned build scripts/bootstrap installs
+from scripts.paths import HELM, ROOT
 
 CHART = ROOT / "chart"
 PROFILES = ROOT / "config" / "profiles"
