@@ -36,7 +36,7 @@ from typing import Any
 if __name__ == "__main__":  # run as a file: the checkout's root makes `scripts` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts import kind_smoke
+from scripts import airflow_api
 from scripts.bench_local_stack import running_stack
 from scripts.bench_local_stack import time_run as time_local_run
 from scripts.devcluster import cluster, images
@@ -123,7 +123,7 @@ def port_forward(service: str, port: int) -> tuple[subprocess.Popen, int]:
          "port-forward", f"svc/{service}", f"{local}:{port}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    kind_smoke.wait_for("the port-forward", lambda: cluster.port_open("127.0.0.1", local), timeout=30, interval=0.1)
+    airflow_api.wait_for("the port-forward", lambda: cluster.port_open("127.0.0.1", local), timeout=30, interval=0.1)
     return process, local
 
 
@@ -142,16 +142,16 @@ def cluster_runs(runs: int) -> list[dict[str, Any]]:
     forward, port = port_forward(API_SERVICE, 8080)
     results = []
     try:
-        api = kind_smoke.Api(f"http://127.0.0.1:{port}")
+        api = airflow_api.Api(f"http://127.0.0.1:{port}")
         api.authenticate("admin", admin_password())
-        kind_smoke.wait_for(f"{DAG_ID} registered", lambda: api.dag_exists(DAG_ID), timeout=300, interval=0.5)
+        airflow_api.wait_for(f"{DAG_ID} registered", lambda: api.dag_exists(DAG_ID), timeout=300, interval=0.5)
         for _ in range(runs):
             selector = f"{EXECUTOR_SELECTOR},dag_id={DAG_ID}"
             with PodWatch(cluster.PATHS.kubeconfig, NAMESPACE, selector) as watch:
                 started, triggered_at = time.monotonic(), time.time()
-                run_id = kind_smoke.run_dag(api, DAG_ID, timeout=600, interval=0.25)
+                run_id = airflow_api.run_dag(api, DAG_ID, timeout=600, interval=0.25)
                 wall = time.monotonic() - started
-                tasks = kind_smoke.task_instances(api, DAG_ID, run_id)
+                tasks = airflow_api.task_instances(api, DAG_ID, run_id)
                 pods = watch.wait_until_gone(count=len(tasks), timeout=180)
             per_task, timeline = {}, {}
             for pod in pods.values():

@@ -521,18 +521,18 @@ def cmd_status(settings: Settings) -> int:
 
 def cmd_demo(settings: Settings, dag_id: str) -> int:
     """Trigger a DAG through the REST API and show its task states, XCom references and blobs."""
-    from scripts import kind_smoke
+    from scripts import airflow_api, kind_smoke
 
     running = Running.load(settings)
     if not running or not running.alive():
         raise StackError("the local stack is not running: start it with `make up` (or `make up DETACH=1`)")
     password = json.loads((settings.state_dir / "secrets.json").read_text())["admin_password"]
-    api = kind_smoke.Api(settings.api_url)
+    api = airflow_api.Api(settings.api_url)
     api.authenticate(ADMIN, password)
     step(f"triggering {dag_id} on {settings.api_url}")
-    run_id = kind_smoke.run_dag(api, dag_id, timeout=600)
+    run_id = airflow_api.run_dag(api, dag_id, timeout=600)
     step("task states and the XComs stored in the metadata DB")
-    task_ids = kind_smoke.show_tasks(api, dag_id, run_id)
+    task_ids = airflow_api.show_tasks(api, dag_id, run_id)
     step(f"blobs of run {run_id} in Azurite ({settings.azurite_url})")
     kind_smoke.show_blobs(settings.azurite_url, dag_id, run_id, task_ids)
     return 0

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from scripts.airflow_api import Api, wait_for
 from scripts.devstack.services import free_port
-from scripts.kind_smoke import Api, wait_for
 from scripts.paths import ROOT
 from tests.support.cluster import (
     PROFILES,

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from scripts.kind_smoke import Api, run_path, task_instances, trigger_dag, wait_for, wait_for_run
+from scripts.airflow_api import Api, run_path, task_instances, trigger_dag, wait_for, wait_for_run
 from scripts.paths import ROOT
 from tests.cluster.conftest import Deployment
 from tests.support.cluster import NAMESPACE

@@ -19,8 +19,8 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from include.azblob_xcom_backend import metadata_ids
+from scripts.airflow_api import Api, run_dag, run_path, wait_for
 from scripts.devstack.services import azurite_connection_string
-from scripts.kind_smoke import Api, SmokeError, run_dag, run_path, wait_for
 from tests.cluster.conftest import Deployment
 from tests.support.helm import FULLNAME
 
@@ -76,13 +76,7 @@ def blobs_by_run(service: BlobServiceClient, container: str) -> dict[str, set[st
 
 
 def run_exists(api: Api, run_id: str) -> bool:
-    try:
-        api.call("GET", run_path(DAG_ID, run_id))
-    except SmokeError as err:
-        if " answered 404" in str(err):
-            return False
-        raise
-    return True
+    return api.exists(run_path(DAG_ID, run_id))
 
 
 def run_job(deployment: Deployment, name: str, *, grace_hours: str | None = None) -> str:

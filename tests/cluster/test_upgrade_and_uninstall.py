@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from scripts.kind_smoke import Api
+from scripts.airflow_api import Api
 from scripts.paths import ROOT
 from tests.cluster.conftest import Deployment
 from tests.support.cluster import NAMESPACE, PROFILES, RELEASE

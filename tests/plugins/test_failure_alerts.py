@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from include.plugins import failure_alerts
+from scripts.airflow_api import wait_for
 from scripts.devstack.services import free_port
-from scripts.kind_smoke import wait_for
 from scripts.paths import ROOT
 from tests.plugins.dags.alerts_fixture import ERROR
 from tests.support.airflow import AIRFLOW_BIN
