@@ -255,12 +255,13 @@ def measure_cold(stage: str, method: str, rows: int, handle_file: Path) -> dict[
 
 
 def worker_env(connection_string: str) -> dict[str, str]:
-    conn = json.dumps({"conn_type": "wasb", "extra": {"connection_string": connection_string}})
+    from scripts.devstack.services import wasb_connection
+
     return {
         **os.environ,
         "PYTHONPATH": str(ROOT),
         "BENCH_CONNECTION_STRING": connection_string,
-        "AIRFLOW_CONN_WASB_DEFAULT": conn,
+        "AIRFLOW_CONN_WASB_DEFAULT": wasb_connection(connection_string),
         "AIRFLOW__AZBLOB_XCOM__CONTAINER": CONTAINER,
         "AIRFLOW__AZBLOB_XCOM__THRESHOLD": "0",
         "AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_PATH": f"abfs://wasb_default@{CONTAINER}/commonio",

@@ -38,7 +38,7 @@ from typing import Any
 if __name__ == "__main__":  # run as a file: the checkout's root makes `scripts` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from scripts.devstack.services import Azurite, Postgres, azurite_connection_string
+from scripts.devstack.services import Azurite, Postgres, azurite_connection_string, wasb_connection
 from scripts.paths import AZURITE_BIN, HELM, ROOT
 
 VENV_BIN = Path(sys.executable).parent
@@ -222,11 +222,8 @@ def airflow_env(settings: Settings, secret: dict[str, str], db_url: str, conn_id
             "AIRFLOW__CORE__FERNET_KEY": secret["fernet_key"],
             "AIRFLOW__API__SECRET_KEY": secret["api_secret_key"],
             "AIRFLOW__API_AUTH__JWT_SECRET": secret["jwt_secret"],
-            f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(
-                {
-                    "conn_type": "wasb",
-                    "extra": {"connection_string": azurite_connection_string("127.0.0.1", settings.azurite_port)},
-                }
+            f"AIRFLOW_CONN_{conn_id.upper()}": wasb_connection(
+                azurite_connection_string("127.0.0.1", settings.azurite_port)
             ),
         }
     )
