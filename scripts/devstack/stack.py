@@ -204,6 +204,8 @@ def _pid_alive(pid: int) -> bool:
     return not (state.exists() and state.read_text().split(") ", 1)[1].startswith("Z"))
 
 
+# [alerts] webhook_url of include/plugins/failure_alerts.py as the chart sets it from its alerts.webhook Secret
+# (the plugin pulls in Airflow, so the name lives here; the tests of the chart and of the plugin import it).
 ALERTS_WEBHOOK_ENV = "AIRFLOW__ALERTS__WEBHOOK_URL"
 
 

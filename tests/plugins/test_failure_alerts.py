@@ -21,6 +21,7 @@ import pytest
 from include.plugins import failure_alerts
 from scripts.airflow_api import wait_for
 from scripts.devstack.services import free_port
+from scripts.devstack.stack import ALERTS_WEBHOOK_ENV
 from scripts.paths import ROOT
 from tests.plugins.dags.alerts_fixture import ERROR
 from tests.support.airflow import AIRFLOW_BIN
@@ -131,7 +132,7 @@ def test_the_run_alert_makes_no_commit_inside_the_schedulers_critical_section(al
 
     run, _ = alerted
     with Receiver() as receiver, create_session() as session:
-        monkeypatch.setenv("AIRFLOW__ALERTS__WEBHOOK_URL", receiver.url)
+        monkeypatch.setenv(ALERTS_WEBHOOK_ENV, receiver.url)
         dag_run = session.query(DagRun).filter_by(dag_id=DAG_ID, run_id=run.run_id).one()
         with prohibit_commit(session) as guard:
             failure_alerts.on_dag_run_failed(dag_run, "task_failure")
