@@ -38,6 +38,7 @@ from typing import Any
 if __name__ == "__main__":  # run as a file: the checkout's root makes `scripts` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from scripts import chart
 from scripts.devstack.services import Azurite, Postgres, azurite_connection_string, wasb_connection
 from scripts.paths import AZURITE_BIN, HELM, ROOT
 
@@ -108,20 +109,10 @@ def render_chart_config(values: list[Path], sets: dict[str, str]) -> configparse
     """airflow.cfg exactly as the chart renders it for these values files and --set overrides."""
     if not HELM.exists():
         raise StackError(f"{HELM} is missing: run `make install` (scripts/bootstrap helm)")
-    argv = [str(HELM), "template", "airflow", str(ROOT / "chart"), "--show-only", CONFIG_TEMPLATE]
-    for path in values:
-        argv += ["--values", str(path)]
-    for key, value in sets.items():
-        argv += ["--set-string", f"{key}={value}"]
-    result = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise StackError(f"helm could not render airflow.cfg: {result.stderr.strip()}")
-    import yaml
-
-    cfg = configparser.ConfigParser(interpolation=None)
-    cfg.optionxform = str  # keep key case as rendered
-    cfg.read_string(yaml.safe_load(result.stdout)["data"]["airflow.cfg"])
-    return cfg
+    try:
+        return chart.airflow_cfg(chart.template(values, set_strings=sets, show_only=CONFIG_TEMPLATE))
+    except chart.HelmError as err:
+        raise StackError(f"helm could not render airflow.cfg: {err.stderr.strip()}") from err
 
 
 def local_config(settings: Settings) -> configparser.ConfigParser:
