@@ -44,6 +44,7 @@ if __name__ == "__main__":  # run as a file: the checkout's root makes `scripts`
 
 from scripts.devcluster import images
 from scripts.devcluster.pki import Identity, Pki
+from scripts.devstack.services import pid_alive
 from scripts.paths import CLUSTER_BIN, ROOT
 
 CONFIG = ROOT / "config" / "cluster"
@@ -212,19 +213,6 @@ def read_pids() -> dict[str, int]:
         return {}
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie or a recycled pid running something else is not ours.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def start(name: str, argv: list[str | Path]) -> None:
     PATHS.logs.mkdir(parents=True, exist_ok=True)
     with open(PATHS.logs / f"{name}.log", "ab") as log:
@@ -241,16 +229,16 @@ def stop(name: str, *, timeout: float = 20) -> None:
     """SIGTERM the process group recorded for ``name``, SIGKILL what is left after ``timeout``."""
     pids = read_pids()
     pid = pids.pop(name, None)
-    if pid is not None and alive(pid):
+    if pid is not None and pid_alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
         deadline = time.monotonic() + 5
-        while alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
     if PATHS.pids.exists():
         PATHS.pids.write_text(json.dumps(pids, indent=2))
@@ -262,7 +250,7 @@ def wait_for(what: str, condition: Callable[[], bool], *, timeout: float, proces
     while time.monotonic() < deadline:
         if condition():
             return
-        if process and not alive(read_pids().get(process, -1)):
+        if process and not pid_alive(read_pids().get(process, -1)):
             break
         time.sleep(0.2)
     hint = ""
@@ -342,7 +330,7 @@ def prepare_state() -> None:
     for directory in (PATHS.state, PATHS.logs, PATHS.etc, PATHS.kubeconfigs, PATHS.state / "volumes", RUN_DIR):
         directory.mkdir(parents=True, exist_ok=True)
     owner = RUN_DIR / "owner"
-    if owner.exists() and owner.read_text() != str(PATHS.state) and any(alive(p) for p in read_pids().values()):
+    if owner.exists() and owner.read_text() != str(PATHS.state) and any(pid_alive(p) for p in read_pids().values()):
         raise ClusterError(f"another local cluster runs from {owner.read_text()}: stop it there (`make cluster-down`)")
     owner.write_text(str(PATHS.state))
     pki = Pki(PATHS.pki)
@@ -464,7 +452,7 @@ def node_ready() -> bool:
 
 def running() -> dict[str, bool]:
     pids = read_pids()
-    return {name: alive(pids[name]) if name in pids else False for name in PROCESSES}
+    return {name: pid_alive(pids[name]) if name in pids else False for name in PROCESSES}
 
 
 def cmd_up() -> None:
@@ -550,7 +538,7 @@ def drain_pods() -> None:
     """Let the kubelet stop every pod itself (so the CNI plugin tears down each pod's network), within a bound."""
     for name in ("kube-controller-manager", "kube-scheduler"):
         stop(name)
-    if not (apiserver_healthy() and alive(read_pids().get("kubelet", -1))):
+    if not (apiserver_healthy() and pid_alive(read_pids().get("kubelet", -1))):
         return
     kubectl("delete", "pods", "--all", "--all-namespaces", "--force", "--grace-period=0", "--wait=false",
             check=False)  # fmt: skip
@@ -583,7 +571,7 @@ def kill_containers() -> None:
 
 def remove_containers() -> None:
     """Drop the container records (not the images) so the next start finds no stale pods."""
-    if not alive(read_pids().get("containerd", -1)):
+    if not pid_alive(read_pids().get("containerd", -1)):
         return
     for task in ctr("tasks", "list", "--quiet", check=False).stdout.decode().split():
         ctr("tasks", "delete", "--force", task, check=False)
@@ -746,7 +734,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "status":
             return cmd_status()
         elif args.command == "load-images":
-            if not alive(read_pids().get("containerd", -1)):
+            if not pid_alive(read_pids().get("containerd", -1)):
                 raise ClusterError("the local cluster is not running: `make cluster-up` first")
             load_images(args.images)
         elif args.command == "kubeconfig":

@@ -44,6 +44,21 @@ def wait_for_port(port: int, *, timeout: float, process: subprocess.Popen | None
     raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {timeout:.0f} s")
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a process of another user counts); a zombie does not."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def stop_process(process: subprocess.Popen, *, timeout: float = 10) -> None:
     """SIGTERM the process group, then SIGKILL what is left after ``timeout``."""
     if process.poll() is not None:

@@ -39,7 +39,7 @@ if __name__ == "__main__":  # run as a file: the checkout's root makes `scripts`
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from scripts import chart
-from scripts.devstack.services import Azurite, Postgres, azurite_connection_string, wasb_connection
+from scripts.devstack.services import Azurite, Postgres, azurite_connection_string, pid_alive, wasb_connection
 from scripts.paths import AZURITE_BIN, HELM, ROOT
 
 VENV_BIN = Path(sys.executable).parent
@@ -181,18 +181,7 @@ class Running:
         return cls(**json.loads(path.read_text())) if path.exists() else None
 
     def alive(self) -> dict[str, int]:
-        return {name: pid for name, pid in self.pids.items() if _pid_alive(pid)}
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    state = Path(f"/proc/{pid}/stat")
-    return not (state.exists() and state.read_text().split(") ", 1)[1].startswith("Z"))
+        return {name: pid for name, pid in self.pids.items() if pid_alive(pid)}
 
 
 # [alerts] webhook_url of include/plugins/failure_alerts.py as the chart sets it from its alerts.webhook Secret
@@ -372,7 +361,7 @@ def stop_stack(settings: Settings) -> list[str]:
     stopped = []
     for name in sorted(running.pids, key=lambda n: order.index(n) if n in order else -1):
         pid = running.pids[name]
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             continue
         step(f"stopping {name} (process group {pid})")
         sig = signal.SIGINT if name == "postgres" else signal.SIGTERM  # postgres: fast shutdown
@@ -396,7 +385,7 @@ def stack_processes(state_dir: Path) -> list[tuple[int, str]]:
     marker = str(state_dir).encode() + b"/"  # "/" so that /tmp/x never matches /tmp/x2
     found = []
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid() or not _pid_alive(int(proc.name)):
+        if not proc.name.isdigit() or int(proc.name) == os.getpid() or not pid_alive(int(proc.name)):
             continue
         try:
             cmdline = (proc / "cmdline").read_bytes()
@@ -426,7 +415,7 @@ def _group_alive(pgid: int) -> bool:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
-    return any(_pid_alive(int(p.name)) for p in Path("/proc").iterdir() if p.name.isdigit() and _pgid(p) == pgid)
+    return any(pid_alive(int(p.name)) for p in Path("/proc").iterdir() if p.name.isdigit() and _pgid(p) == pgid)
 
 
 def _pgid(proc: Path) -> int | None:
