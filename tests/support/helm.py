@@ -8,6 +8,7 @@ through scripts/chart.py; when it is missing, ``scripts/bootstrap helm`` builds 
 
 from __future__ import annotations
 
+import configparser
 import functools
 import json
 import shutil
@@ -103,6 +104,12 @@ class Manifest:
 
     def airflow_cfg(self) -> str:
         return self.get("ConfigMap", "config")["data"]["airflow.cfg"]
+
+    def airflow_config(self) -> configparser.ConfigParser:
+        """airflow.cfg parsed (interpolation off, as Airflow reads it)."""
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read_string(self.airflow_cfg())
+        return parser
 
     def worker_pod_template(self) -> dict[str, Any]:
         return yaml.safe_load(self.get("ConfigMap", "pod-template")["data"]["pod_template_file.yaml"])
