@@ -24,10 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if __name__ == "__main__":  # run as a file: the checkout's root makes `scripts` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts.devstack.services import free_port  # noqa: E402
+from scripts.devstack.services import free_port
+from scripts.paths import ROOT
 
 DOCS = ROOT / "docs" / "benchmarks" / "bytecode.md"
 VENV_BIN = Path(sys.executable).parent

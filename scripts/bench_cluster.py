@@ -33,15 +33,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if __name__ == "__main__":  # run as a file: the checkout's root makes `scripts` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts import kind_smoke  # noqa: E402
-from scripts.bench_local_stack import running_stack  # noqa: E402
-from scripts.bench_local_stack import time_run as time_local_run  # noqa: E402
-from scripts.devcluster import cluster, images  # noqa: E402
-from scripts.devcluster.podwatch import EXECUTOR_SELECTOR, PodWatch  # noqa: E402
-from scripts.devstack.services import free_port  # noqa: E402
+from scripts import airflow_api
+from scripts.bench_local_stack import running_stack
+from scripts.bench_local_stack import time_run as time_local_run
+from scripts.devcluster import cluster, images
+from scripts.devcluster.podwatch import EXECUTOR_SELECTOR, PodWatch
+from scripts.devstack.services import free_port
+from scripts.paths import CLUSTER_BIN, ROOT
 
 DOCS = ROOT / "docs" / "benchmarks" / "cluster.md"
 DATA = ROOT / "docs" / "benchmarks" / "cluster.json"
@@ -118,18 +119,18 @@ def iso(value: str) -> float:
 def port_forward(service: str, port: int) -> tuple[subprocess.Popen, int]:
     local = free_port()
     process = subprocess.Popen(
-        [str(cluster.BIN / "kubectl"), "--kubeconfig", str(cluster.PATHS.kubeconfig), "--namespace", NAMESPACE,
+        [str(CLUSTER_BIN / "kubectl"), "--kubeconfig", str(cluster.PATHS.kubeconfig), "--namespace", NAMESPACE,
          "port-forward", f"svc/{service}", f"{local}:{port}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    kind_smoke.wait_for("the port-forward", lambda: cluster.port_open("127.0.0.1", local), timeout=30, interval=0.1)
+    airflow_api.wait_for("the port-forward", lambda: cluster.port_open("127.0.0.1", local), timeout=30, interval=0.1)
     return process, local
 
 
 def admin_password() -> str:
     """From the chart's SimpleAuthManager passwords Secret."""
     encoded = subprocess.run(
-        [str(cluster.BIN / "kubectl"), "--kubeconfig", str(cluster.PATHS.kubeconfig), "--namespace", NAMESPACE,
+        [str(CLUSTER_BIN / "kubectl"), "--kubeconfig", str(cluster.PATHS.kubeconfig), "--namespace", NAMESPACE,
          "get", "secret", "airflow-airflow-azblob-auth", "-o", "jsonpath={.data.passwords\\.json}"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
@@ -141,16 +142,16 @@ def cluster_runs(runs: int) -> list[dict[str, Any]]:
     forward, port = port_forward(API_SERVICE, 8080)
     results = []
     try:
-        api = kind_smoke.Api(f"http://127.0.0.1:{port}")
+        api = airflow_api.Api(f"http://127.0.0.1:{port}")
         api.authenticate("admin", admin_password())
-        kind_smoke.wait_for(f"{DAG_ID} registered", lambda: api.dag_exists(DAG_ID), timeout=300, interval=0.5)
+        airflow_api.wait_for(f"{DAG_ID} registered", lambda: api.dag_exists(DAG_ID), timeout=300, interval=0.5)
         for _ in range(runs):
             selector = f"{EXECUTOR_SELECTOR},dag_id={DAG_ID}"
             with PodWatch(cluster.PATHS.kubeconfig, NAMESPACE, selector) as watch:
                 started, triggered_at = time.monotonic(), time.time()
-                run_id = kind_smoke.run_dag(api, DAG_ID, timeout=600, interval=0.25)
+                run_id = airflow_api.run_dag(api, DAG_ID, timeout=600, interval=0.25)
                 wall = time.monotonic() - started
-                tasks = kind_smoke.task_instances(api, DAG_ID, run_id)
+                tasks = airflow_api.task_instances(api, DAG_ID, run_id)
                 pods = watch.wait_until_gone(count=len(tasks), timeout=180)
             per_task, timeline = {}, {}
             for pod in pods.values():
@@ -247,7 +248,7 @@ def report(data: dict[str, Any]) -> str:
 def build_tools_cold() -> float:
     """`scripts/bootstrap cluster` with its stamps removed and an empty Go build cache."""
     for stamp in (".kubernetes-stamp", ".coredns-stamp"):
-        (cluster.BIN / stamp).unlink(missing_ok=True)
+        (CLUSTER_BIN / stamp).unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-gocache-") as cache:
         return timed([str(ROOT / "scripts" / "bootstrap"), "cluster"], env={**os.environ, "GOCACHE": cache})[0]
 

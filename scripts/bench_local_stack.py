@@ -24,19 +24,20 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if __name__ == "__main__":  # run as a file: the checkout's root makes `scripts` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts import kind_smoke  # noqa: E402
-from scripts.devstack import stack  # noqa: E402
-from scripts.devstack.services import free_port  # noqa: E402
+from scripts import airflow_api
+from scripts.devstack import stack
+from scripts.devstack.services import free_port
+from scripts.paths import ROOT
 
 DOCS = ROOT / "docs" / "benchmarks" / "local-stack.md"
 EXAMPLE = "example_dataframe_pipeline"
 
 
 @contextlib.contextmanager
-def running_stack(work: Path) -> Iterator[tuple[stack.Settings, kind_smoke.Api]]:
+def running_stack(work: Path) -> Iterator[tuple[stack.Settings, airflow_api.Api]]:
     """A detached local stack (SQLite, free ports, state under ``work``) with the example DAG registered, and an
     authenticated REST client; stopped when the block ends, whatever happened."""
     settings = stack.Settings(state_dir=work / "state", api_port=free_port(), azurite_port=free_port())
@@ -44,15 +45,15 @@ def running_stack(work: Path) -> Iterator[tuple[stack.Settings, kind_smoke.Api]]
     try:
         local.up()
         secret = json.loads((settings.state_dir / "secrets.json").read_text())
-        api = kind_smoke.Api(settings.api_url)
+        api = airflow_api.Api(settings.api_url)
         api.authenticate(stack.ADMIN, secret["admin_password"])
-        kind_smoke.wait_for(f"{EXAMPLE} to be registered", lambda: api.dag_exists(EXAMPLE), timeout=300)
+        airflow_api.wait_for(f"{EXAMPLE} to be registered", lambda: api.dag_exists(EXAMPLE), timeout=300)
         yield settings, api
     finally:
         local.stop()
 
 
-def time_push(settings: stack.Settings, api: kind_smoke.Api, work: Path, n: int) -> float:
+def time_push(settings: stack.Settings, api: airflow_api.Api, work: Path, n: int) -> float:
     """Push dags/ plus a new copy of the example DAG; seconds until the API knows the new dag_id."""
     source = work / f"push-{n}"
     source.mkdir()
@@ -63,18 +64,18 @@ def time_push(settings: stack.Settings, api: kind_smoke.Api, work: Path, n: int)
     (source / f"{dag_id}.py").write_text(text.replace(f"{EXAMPLE}()", f"{dag_id}()"))
     started = time.monotonic()
     stack.push_dags(settings, source, quiet=True)
-    kind_smoke.wait_for(f"{dag_id} to be registered", lambda: api.dag_exists(dag_id), timeout=300, interval=0.25)
+    airflow_api.wait_for(f"{dag_id} to be registered", lambda: api.dag_exists(dag_id), timeout=300, interval=0.25)
     return time.monotonic() - started
 
 
-def time_run(api: kind_smoke.Api) -> tuple[float, float]:
+def time_run(api: airflow_api.Api) -> tuple[float, float]:
     """(client wall clock trigger -> success, Airflow's recorded run start -> end) for one run of the example."""
     from datetime import datetime
 
     started = time.monotonic()
-    run_id = kind_smoke.run_dag(api, EXAMPLE, timeout=600, interval=0.25)
+    run_id = airflow_api.run_dag(api, EXAMPLE, timeout=600, interval=0.25)
     wall = time.monotonic() - started
-    run = api.call("GET", f"/api/v2/dags/{EXAMPLE}/dagRuns/{run_id}")
+    run = api.call("GET", airflow_api.run_path(EXAMPLE, run_id))
     recorded = (datetime.fromisoformat(run["end_date"]) - datetime.fromisoformat(run["start_date"])).total_seconds()
     return wall, recorded
 

@@ -36,8 +36,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if __name__ == "__main__":  # run as a file: the checkout's root makes `scripts` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scripts.paths import ROOT
 
 METHODS = ("backend", "floor", "csv", "commonio", "db")
 LABELS = {
@@ -253,12 +255,13 @@ def measure_cold(stage: str, method: str, rows: int, handle_file: Path) -> dict[
 
 
 def worker_env(connection_string: str) -> dict[str, str]:
-    conn = json.dumps({"conn_type": "wasb", "extra": {"connection_string": connection_string}})
+    from scripts.devstack.services import wasb_connection
+
     return {
         **os.environ,
         "PYTHONPATH": str(ROOT),
         "BENCH_CONNECTION_STRING": connection_string,
-        "AIRFLOW_CONN_WASB_DEFAULT": conn,
+        "AIRFLOW_CONN_WASB_DEFAULT": wasb_connection(connection_string),
         "AIRFLOW__AZBLOB_XCOM__CONTAINER": CONTAINER,
         "AIRFLOW__AZBLOB_XCOM__THRESHOLD": "0",
         "AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_PATH": f"abfs://wasb_default@{CONTAINER}/commonio",

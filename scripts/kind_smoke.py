@@ -1,6 +1,7 @@
 """Smoke test of a running deployment, and the kubectl look-ups scripts/kind needs (run with .venv/bin/python).
 
-``scripts/kind smoke`` port-forwards the api-server and Azurite, then calls this module to:
+``scripts/kind smoke`` port-forwards the api-server and Azurite, then calls this module to (over the REST client
+of scripts/airflow_api.py):
 1. get a JWT from ``POST /auth/token`` (Airflow 3's SimpleAuthManager),
 2. wait until the DAG is parsed, unpause it and trigger a run through ``/api/v2``,
 3. poll the run (bounded) until it succeeds, and print each task's state and XCom references,
@@ -21,21 +22,18 @@ import os
 import shlex
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-# Run as `.venv/bin/python scripts/kind_smoke.py`: the repository root makes scripts.devstack importable.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if __name__ == "__main__":  # run as a file: the checkout's root makes `scripts` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scripts.airflow_api import Api, ApiError, TimedOut, run_dag, show_tasks, wait_for
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
-
-FINISHED = {"success", "failed"}
 
 
 class SmokeError(Exception):
@@ -114,130 +112,6 @@ def passwords_file(key: str, encoded: str) -> dict[str, str]:
     return {}
 
 
-class Api:
-    """A minimal Airflow 3 REST client (stdlib only) that authenticates with a JWT from /auth/token."""
-
-    def __init__(self, base_url: str, *, dry_run: bool = False) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.dry_run = dry_run
-        self.token = ""
-
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        url = f"{self.base_url}{path}"
-        if self.dry_run:
-            print(f"+ {method} {url}" + (f" {json.dumps(body)}" if body is not None else ""))
-            return {}
-        request = urllib.request.Request(url, method=method, data=None if body is None else json.dumps(body).encode())
-        request.add_header("Content-Type", "application/json")
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as err:
-            detail = err.read().decode(errors="replace")[:500]
-            raise SmokeError(f"{method} {url} answered {err.code}: {detail}") from err
-        except urllib.error.URLError as err:
-            raise SmokeError(f"{method} {url} failed: {err.reason} (is the port-forward running?)") from err
-
-    def dag_exists(self, dag_id: str) -> bool:
-        """Whether the API knows ``dag_id`` yet (a pushed DAG appears once its bundle is refreshed and parsed)."""
-        try:
-            self.call("GET", f"/api/v2/dags/{quote(dag_id, safe='')}")
-        except SmokeError as err:
-            if " answered 404" in str(err):
-                return False
-            raise
-        return True
-
-    def authenticate(self, username: str, password: str) -> None:
-        answer = self.call("POST", "/auth/token", {"username": username, "password": password})
-        self.token = answer.get("access_token", "dry-run" if self.dry_run else "")
-        if not self.token:
-            raise SmokeError(f"POST {self.base_url}/auth/token returned no access_token: {answer}")
-
-
-def wait_for(what: str, check: Any, *, timeout: float, interval: float = 2.0) -> Any:
-    """Poll ``check()`` until it returns something truthy; raise after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise SmokeError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
-def run_dag(api: Api, dag_id: str, *, timeout: float, interval: float = 2.0) -> str:
-    """Unpause and trigger ``dag_id``; return the run id once the run succeeded."""
-    if not api.dry_run:
-        what = f"DAG {dag_id} to be parsed (is it in dags/ and pushed?)"
-        wait_for(what, lambda: api.dag_exists(dag_id), timeout=timeout, interval=interval)
-    run_id = trigger_dag(api, dag_id)
-    if api.dry_run:
-        api.call("GET", run_path(dag_id, run_id))
-        return run_id
-    state = wait_for_run(api, dag_id, run_id, timeout=timeout, interval=interval)
-    if state != "success":
-        show_tasks(api, dag_id, run_id)
-        raise SmokeError(f"run {run_id} of {dag_id} ended {state}: see the task states above and their logs in the UI")
-    return run_id
-
-
-def run_path(dag_id: str, run_id: str) -> str:
-    return f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
-
-
-def task_instances(api: Api, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
-    """task_id -> the run's task instance, as the REST API returns it."""
-    answer = api.call("GET", f"{run_path(dag_id, run_id)}/taskInstances")
-    return {ti["task_id"]: ti for ti in answer.get("task_instances", [])}
-
-
-def trigger_dag(api: Api, dag_id: str, conf: dict[str, Any] | None = None) -> str:
-    """Unpause ``dag_id`` and start a run of it (with ``conf``); return the run id."""
-    api.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-    run = api.call("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}})
-    run_id = run.get("dag_run_id", "<run_id>")
-    print(f"    triggered {dag_id} run {run_id}")
-    return run_id
-
-
-def wait_for_run(api: Api, dag_id: str, run_id: str, *, timeout: float, interval: float = 2.0) -> str:
-    """Wait until the run has finished; return its state (success or failed)."""
-
-    def finished() -> str | None:
-        state = api.call("GET", run_path(dag_id, run_id)).get("state")
-        return state if state in FINISHED else None
-
-    return wait_for(f"run {run_id} of {dag_id} to finish", finished, timeout=timeout, interval=interval)
-
-
-def show_tasks(api: Api, dag_id: str, run_id: str) -> list[str]:
-    """Print each task's state and the XComs it stored (the raw DB value: our readable reference for big ones);
-    return the task ids."""
-    run = run_path(dag_id, run_id)
-    tasks = task_instances(api, dag_id, run_id)
-    for ti in tasks.values():
-        print(f"    task {ti['task_id']}: {ti['state']}")
-        entries = api.call("GET", f"{run}/taskInstances/{ti['task_id']}/xcomEntries").get("xcom_entries", [])
-        for entry in entries:
-            path = f"{run}/taskInstances/{ti['task_id']}/xcomEntries/{quote(entry['key'], safe='')}"
-            value = api.call("GET", path).get("value")
-            print(f"      xcom {entry['key']}: {xcom_text(value)}")
-    return list(tasks)
-
-
-def xcom_text(value: Any, limit: int = 300) -> str:
-    """An XCom value as printed: a Blob reference whole (it is the point of the demo), anything else cut at
-    ``limit`` characters (an inline DataFrame is a long hex string)."""
-    if isinstance(value, dict) and "azblob_xcom_ref" in value:
-        return json.dumps(value, sort_keys=True)
-    text = json.dumps(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
-
-
 def blob_service(azurite_url: str) -> BlobServiceClient:
     """A client of Azurite's development account at ``azurite_url`` (explicit BlobEndpoint keeps the host)."""
     from azure.storage.blob import BlobServiceClient
@@ -278,7 +152,7 @@ def show_blobs(azurite_url: str, dag_id: str, run_id: str, task_ids: list[str]) 
 
     try:
         blobs = wait_for("a log blob of every task", logged, timeout=LOG_UPLOAD_BOUND_S, interval=1)
-    except SmokeError:
+    except TimedOut:
         blobs = run_blobs(azurite_url, dag_id, run_id)
     logs = [blob for blob in blobs if blob[1].endswith(".log")]
     xcoms = [blob for blob in blobs if not blob[1].endswith(".log")]
@@ -339,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             print("user {} / password {}".format(*kube.login()))
         else:
             smoke(args, kube)
-    except SmokeError as err:
+    except (SmokeError, ApiError) as err:
         print(f"kind smoke: {err}", file=sys.stderr)
         return 1
     return 0

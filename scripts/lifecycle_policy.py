@@ -22,40 +22,26 @@ docs/operations.md explains each rule. config/azure/lifecycle-policy.json is thi
 from __future__ import annotations
 
 import argparse
-import configparser
 import json
 import math
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
+if __name__ == "__main__":  # run as a file: the checkout's root makes `scripts` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from include.blob_retention import DEFAULT_LOG_RETENTION_DAYS
+from scripts import chart
 
-from include.blob_retention import DEFAULT_LOG_RETENTION_DAYS  # noqa: E402
-
-HELM = ROOT / ".tools" / "bin" / "helm"
 DEFAULT_MARGIN_DAYS = 7
 
 
 def rendered(values: list[Path]) -> list[dict[str, Any]]:
-    argv = [str(HELM), "template", "lifecycle", str(ROOT / "chart")]
-    for path in values:
-        argv += ["--values", str(path)]
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"helm template failed with these values:\n{done.stderr}")
-    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
-
-
-def airflow_cfg(objects: list[dict[str, Any]]) -> configparser.ConfigParser:
-    cfg = configparser.ConfigParser(interpolation=None)
-    configmap = next(o for o in objects if o["kind"] == "ConfigMap" and "airflow.cfg" in o.get("data", {}))
-    cfg.read_string(configmap["data"]["airflow.cfg"])
-    return cfg
+    try:
+        return chart.template(values)
+    except chart.HelmError as err:
+        raise SystemExit(f"helm template failed with these values:\n{err.stderr}") from err
 
 
 def cleanup_retention_days(objects: list[dict[str, Any]]) -> float | None:
@@ -85,7 +71,7 @@ def rule(name: str, prefix: str, days: int) -> dict[str, Any]:
 
 
 def policy(objects: list[dict[str, Any]], *, log_days: int, margin_days: int) -> dict[str, Any]:
-    cfg = airflow_cfg(objects)
+    cfg = chart.airflow_cfg(objects)
     rules = []
     if cfg.getboolean("logging", "remote_logging", fallback=False):
         folder = cfg["logging"]["remote_base_log_folder"].removeprefix("wasb://")

@@ -39,15 +39,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+if __name__ == "__main__":  # run as a file: the checkout's root makes `scripts` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from scripts.devcluster import images  # noqa: E402
-from scripts.devcluster.pki import Identity, Pki  # noqa: E402
+from scripts.devcluster import images
+from scripts.devcluster.pki import Identity, Pki
+from scripts.devstack.services import pid_alive
+from scripts.paths import CLUSTER_BIN, ROOT
 
 CONFIG = ROOT / "config" / "cluster"
-BIN = ROOT / ".tools" / "cluster" / "bin"
 STATE = Path(os.environ.get("CLUSTER_STATE_DIR", ROOT / ".local" / "cluster"))
 RUN_DIR = Path("/run/airflow-azblob-cluster")
 CONTEXT = "airflow-azblob-local"
@@ -170,9 +170,11 @@ def check_prerequisites() -> None:
             "the local cluster needs root on Debian (it runs containerd, a kubelet and iptables on this machine); "
             "elsewhere use `make kind-up`"
         )
-    missing = [tool for tool in TOOLS if not (BIN / tool).exists()]
+    missing = [tool for tool in TOOLS if not (CLUSTER_BIN / tool).exists()]
     if missing:
-        raise ClusterError(f"{', '.join(missing)} missing from {BIN}: run `make install` (scripts/bootstrap cluster)")
+        raise ClusterError(
+            f"{', '.join(missing)} missing from {CLUSTER_BIN}: run `make install` (scripts/bootstrap cluster)"
+        )
     for command in ("containerd", "runc", "etcd", "ctr", "iptables", "conntrack"):
         if not shutil.which(command):
             raise ClusterError(f"`{command}` is not installed: run `make install` (scripts/bootstrap cluster)")
@@ -195,8 +197,8 @@ def other_kubelet() -> str | None:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        name = Path(argv[0].decode(errors="replace")).name if argv and argv[0] else ""
-        if name in ("kubelet", "k3s", "k0s", "microk8s") and not argv[0].decode(errors="replace").startswith(str(BIN)):
+        program = argv[0].decode(errors="replace")
+        if Path(program).name in ("kubelet", "k3s", "k0s", "microk8s") and not program.startswith(str(CLUSTER_BIN)):
             return " ".join(a.decode(errors="replace") for a in argv if a)[:120]
     return None
 
@@ -209,19 +211,6 @@ def read_pids() -> dict[str, int]:
         return json.loads(PATHS.pids.read_text())
     except FileNotFoundError:
         return {}
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie or a recycled pid running something else is not ours.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def start(name: str, argv: list[str | Path]) -> None:
@@ -240,16 +229,16 @@ def stop(name: str, *, timeout: float = 20) -> None:
     """SIGTERM the process group recorded for ``name``, SIGKILL what is left after ``timeout``."""
     pids = read_pids()
     pid = pids.pop(name, None)
-    if pid is not None and alive(pid):
+    if pid is not None and pid_alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
         deadline = time.monotonic() + 5
-        while alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
     if PATHS.pids.exists():
         PATHS.pids.write_text(json.dumps(pids, indent=2))
@@ -261,7 +250,7 @@ def wait_for(what: str, condition: Callable[[], bool], *, timeout: float, proces
     while time.monotonic() < deadline:
         if condition():
             return
-        if process and not alive(read_pids().get(process, -1)):
+        if process and not pid_alive(read_pids().get(process, -1)):
             break
         time.sleep(0.2)
     hint = ""
@@ -291,7 +280,7 @@ def apiserver_healthy() -> bool:
 
 
 def kubectl(*args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess:
-    return run(BIN / "kubectl", "--kubeconfig", PATHS.kubeconfig, *args, check=check, input=input)
+    return run(CLUSTER_BIN / "kubectl", "--kubeconfig", PATHS.kubeconfig, *args, check=check, input=input)
 
 
 def ctr(*args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess:
@@ -341,7 +330,7 @@ def prepare_state() -> None:
     for directory in (PATHS.state, PATHS.logs, PATHS.etc, PATHS.kubeconfigs, PATHS.state / "volumes", RUN_DIR):
         directory.mkdir(parents=True, exist_ok=True)
     owner = RUN_DIR / "owner"
-    if owner.exists() and owner.read_text() != str(PATHS.state) and any(alive(p) for p in read_pids().values()):
+    if owner.exists() and owner.read_text() != str(PATHS.state) and any(pid_alive(p) for p in read_pids().values()):
         raise ClusterError(f"another local cluster runs from {owner.read_text()}: stop it there (`make cluster-down`)")
     owner.write_text(str(PATHS.state))
     pki = Pki(PATHS.pki)
@@ -399,7 +388,7 @@ def start_control_plane() -> None:
     ])  # fmt: skip
     wait_for("etcd listening", lambda: port_open("127.0.0.1", ETCD_PORT), timeout=30, process="etcd")
     start("kube-apiserver", [
-        BIN / "kube-apiserver", f"--etcd-servers=http://127.0.0.1:{ETCD_PORT}",
+        CLUSTER_BIN / "kube-apiserver", f"--etcd-servers=http://127.0.0.1:{ETCD_PORT}",
         f"--advertise-address={NODE_IP}", f"--bind-address={NODE_IP}", f"--secure-port={APISERVER_PORT}",
         f"--service-cluster-ip-range={SERVICE_CIDR}", "--allow-privileged=true",
         "--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
@@ -417,7 +406,7 @@ def start_control_plane() -> None:
     kubectl("apply", "--filename", str(CONFIG / "addons.yaml"))
     kubeconfigs = PATHS.kubeconfigs
     start("kube-controller-manager", [
-        BIN / "kube-controller-manager", f"--kubeconfig={kubeconfigs / 'controller-manager.kubeconfig'}",
+        CLUSTER_BIN / "kube-controller-manager", f"--kubeconfig={kubeconfigs / 'controller-manager.kubeconfig'}",
         f"--authentication-kubeconfig={kubeconfigs / 'controller-manager.kubeconfig'}",
         f"--authorization-kubeconfig={kubeconfigs / 'controller-manager.kubeconfig'}",
         "--bind-address=127.0.0.1", "--leader-elect=false", "--use-service-account-credentials=true",
@@ -426,7 +415,7 @@ def start_control_plane() -> None:
         f"--service-cluster-ip-range={SERVICE_CIDR}", "--profiling=false",
     ])  # fmt: skip
     start("kube-scheduler", [
-        BIN / "kube-scheduler", f"--kubeconfig={kubeconfigs / 'scheduler.kubeconfig'}",
+        CLUSTER_BIN / "kube-scheduler", f"--kubeconfig={kubeconfigs / 'scheduler.kubeconfig'}",
         f"--authentication-kubeconfig={kubeconfigs / 'scheduler.kubeconfig'}",
         f"--authorization-kubeconfig={kubeconfigs / 'scheduler.kubeconfig'}",
         "--bind-address=127.0.0.1", "--leader-elect=false", "--profiling=false",
@@ -435,12 +424,12 @@ def start_control_plane() -> None:
 
 def start_node() -> None:
     start("kubelet", [
-        BIN / "kubelet", f"--config={PATHS.etc / 'kubelet.yaml'}",
+        CLUSTER_BIN / "kubelet", f"--config={PATHS.etc / 'kubelet.yaml'}",
         f"--kubeconfig={PATHS.kubeconfigs / 'kubelet.kubeconfig'}", f"--root-dir={PATHS.state / 'kubelet'}",
         f"--hostname-override={NODE_NAME}", f"--node-ip={NODE_IP}",
     ])  # fmt: skip
-    start("kube-proxy", [BIN / "kube-proxy", f"--config={PATHS.etc / 'kube-proxy.yaml'}"])
-    start("coredns", [BIN / "coredns", "-conf", PATHS.etc / "Corefile"])
+    start("kube-proxy", [CLUSTER_BIN / "kube-proxy", f"--config={PATHS.etc / 'kube-proxy.yaml'}"])
+    start("coredns", [CLUSTER_BIN / "coredns", "-conf", PATHS.etc / "Corefile"])
     start("provisioner", [
         ROOT / ".venv" / "bin" / "python", ROOT / "scripts" / "devcluster" / "provisioner.py",
         "--kubeconfig", PATHS.kubeconfigs / "provisioner.kubeconfig", "--root", PATHS.state / "volumes",
@@ -463,7 +452,7 @@ def node_ready() -> bool:
 
 def running() -> dict[str, bool]:
     pids = read_pids()
-    return {name: alive(pids[name]) if name in pids else False for name in PROCESSES}
+    return {name: pid_alive(pids[name]) if name in pids else False for name in PROCESSES}
 
 
 def cmd_up() -> None:
@@ -490,7 +479,7 @@ def cmd_up() -> None:
     start_node()
     step(f"the local cluster is up in {time.monotonic() - started:.0f} s")
     print(f"    export KUBECONFIG={PATHS.kubeconfig}    (context {CONTEXT})")
-    print(f"    kubectl: {BIN / 'kubectl'}")
+    print(f"    kubectl: {CLUSTER_BIN / 'kubectl'}")
 
 
 # -------------------------------------------------------------------------------------------------- images
@@ -549,7 +538,7 @@ def drain_pods() -> None:
     """Let the kubelet stop every pod itself (so the CNI plugin tears down each pod's network), within a bound."""
     for name in ("kube-controller-manager", "kube-scheduler"):
         stop(name)
-    if not (apiserver_healthy() and alive(read_pids().get("kubelet", -1))):
+    if not (apiserver_healthy() and pid_alive(read_pids().get("kubelet", -1))):
         return
     kubectl("delete", "pods", "--all", "--all-namespaces", "--force", "--grace-period=0", "--wait=false",
             check=False)  # fmt: skip
@@ -582,7 +571,7 @@ def kill_containers() -> None:
 
 def remove_containers() -> None:
     """Drop the container records (not the images) so the next start finds no stale pods."""
-    if not alive(read_pids().get("containerd", -1)):
+    if not pid_alive(read_pids().get("containerd", -1)):
         return
     for task in ctr("tasks", "list", "--quiet", check=False).stdout.decode().split():
         ctr("tasks", "delete", "--force", task, check=False)
@@ -692,8 +681,8 @@ def teardown(*, purge: bool, quiet: bool = False) -> None:
     stop("containerd")
     kill_containers()
     say("removing mounts, iptables rules, the bridge and the node address")
-    if (BIN / "kube-proxy").exists():
-        run(BIN / "kube-proxy", "--cleanup", check=False)
+    if (CLUSTER_BIN / "kube-proxy").exists():
+        run(CLUSTER_BIN / "kube-proxy", "--cleanup", check=False)
     unmount_all()
     clean_iptables()
     remove_network()
@@ -745,7 +734,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "status":
             return cmd_status()
         elif args.command == "load-images":
-            if not alive(read_pids().get("containerd", -1)):
+            if not pid_alive(read_pids().get("containerd", -1)):
                 raise ClusterError("the local cluster is not running: `make cluster-up` first")
             load_images(args.images)
         elif args.command == "kubeconfig":

@@ -32,7 +32,11 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+if __name__ == "__main__":  # run as a file: the checkout's root makes `scripts` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from scripts.paths import ROOT
+
 STANDINS = ROOT / "config" / "images" / "standins.yaml"
 APP_IMAGE = "airflow-azblob:local"
 DOCKER_STATE = ROOT / ".local" / "docker"

@@ -35,18 +35,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+if __name__ == "__main__":  # run as a file: the checkout's root makes `scripts` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from scripts.devstack.services import (  # noqa: E402
-    AZURITE_BIN,
-    Azurite,
-    Postgres,
-    azurite_connection_string,
-)
+from scripts import chart
+from scripts.devstack.services import Azurite, Postgres, azurite_connection_string, pid_alive, wasb_connection
+from scripts.paths import AZURITE_BIN, HELM, ROOT
 
-HELM = ROOT / ".tools" / "bin" / "helm"
 VENV_BIN = Path(sys.executable).parent
 PROFILE = ROOT / "config" / "profiles" / "local.yaml"
 CONFIG_TEMPLATE = "templates/configmaps/airflow-config.yaml"
@@ -114,20 +109,10 @@ def render_chart_config(values: list[Path], sets: dict[str, str]) -> configparse
     """airflow.cfg exactly as the chart renders it for these values files and --set overrides."""
     if not HELM.exists():
         raise StackError(f"{HELM} is missing: run `make install` (scripts/bootstrap helm)")
-    argv = [str(HELM), "template", "airflow", str(ROOT / "chart"), "--show-only", CONFIG_TEMPLATE]
-    for path in values:
-        argv += ["--values", str(path)]
-    for key, value in sets.items():
-        argv += ["--set-string", f"{key}={value}"]
-    result = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise StackError(f"helm could not render airflow.cfg: {result.stderr.strip()}")
-    import yaml
-
-    cfg = configparser.ConfigParser(interpolation=None)
-    cfg.optionxform = str  # keep key case as rendered
-    cfg.read_string(yaml.safe_load(result.stdout)["data"]["airflow.cfg"])
-    return cfg
+    try:
+        return chart.airflow_cfg(chart.template(values, set_strings=sets, show_only=CONFIG_TEMPLATE))
+    except chart.HelmError as err:
+        raise StackError(f"helm could not render airflow.cfg: {err.stderr.strip()}") from err
 
 
 def local_config(settings: Settings) -> configparser.ConfigParser:
@@ -196,20 +181,11 @@ class Running:
         return cls(**json.loads(path.read_text())) if path.exists() else None
 
     def alive(self) -> dict[str, int]:
-        return {name: pid for name, pid in self.pids.items() if _pid_alive(pid)}
+        return {name: pid for name, pid in self.pids.items() if pid_alive(pid)}
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    state = Path(f"/proc/{pid}/stat")
-    return not (state.exists() and state.read_text().split(") ", 1)[1].startswith("Z"))
-
-
+# [alerts] webhook_url of include/plugins/failure_alerts.py as the chart sets it from its alerts.webhook Secret
+# (the plugin pulls in Airflow, so the name lives here; the tests of the chart and of the plugin import it).
 ALERTS_WEBHOOK_ENV = "AIRFLOW__ALERTS__WEBHOOK_URL"
 
 
@@ -228,11 +204,8 @@ def airflow_env(settings: Settings, secret: dict[str, str], db_url: str, conn_id
             "AIRFLOW__CORE__FERNET_KEY": secret["fernet_key"],
             "AIRFLOW__API__SECRET_KEY": secret["api_secret_key"],
             "AIRFLOW__API_AUTH__JWT_SECRET": secret["jwt_secret"],
-            f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(
-                {
-                    "conn_type": "wasb",
-                    "extra": {"connection_string": azurite_connection_string("127.0.0.1", settings.azurite_port)},
-                }
+            f"AIRFLOW_CONN_{conn_id.upper()}": wasb_connection(
+                azurite_connection_string("127.0.0.1", settings.azurite_port)
             ),
         }
     )
@@ -388,7 +361,7 @@ def stop_stack(settings: Settings) -> list[str]:
     stopped = []
     for name in sorted(running.pids, key=lambda n: order.index(n) if n in order else -1):
         pid = running.pids[name]
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             continue
         step(f"stopping {name} (process group {pid})")
         sig = signal.SIGINT if name == "postgres" else signal.SIGTERM  # postgres: fast shutdown
@@ -412,7 +385,7 @@ def stack_processes(state_dir: Path) -> list[tuple[int, str]]:
     marker = str(state_dir).encode() + b"/"  # "/" so that /tmp/x never matches /tmp/x2
     found = []
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid() or not _pid_alive(int(proc.name)):
+        if not proc.name.isdigit() or int(proc.name) == os.getpid() or not pid_alive(int(proc.name)):
             continue
         try:
             cmdline = (proc / "cmdline").read_bytes()
@@ -442,7 +415,7 @@ def _group_alive(pgid: int) -> bool:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
-    return any(_pid_alive(int(p.name)) for p in Path("/proc").iterdir() if p.name.isdigit() and _pgid(p) == pgid)
+    return any(pid_alive(int(p.name)) for p in Path("/proc").iterdir() if p.name.isdigit() and _pgid(p) == pgid)
 
 
 def _pgid(proc: Path) -> int | None:
@@ -527,18 +500,18 @@ def cmd_status(settings: Settings) -> int:
 
 def cmd_demo(settings: Settings, dag_id: str) -> int:
     """Trigger a DAG through the REST API and show its task states, XCom references and blobs."""
-    from scripts import kind_smoke
+    from scripts import airflow_api, kind_smoke
 
     running = Running.load(settings)
     if not running or not running.alive():
         raise StackError("the local stack is not running: start it with `make up` (or `make up DETACH=1`)")
     password = json.loads((settings.state_dir / "secrets.json").read_text())["admin_password"]
-    api = kind_smoke.Api(settings.api_url)
+    api = airflow_api.Api(settings.api_url)
     api.authenticate(ADMIN, password)
     step(f"triggering {dag_id} on {settings.api_url}")
-    run_id = kind_smoke.run_dag(api, dag_id, timeout=600)
+    run_id = airflow_api.run_dag(api, dag_id, timeout=600)
     step("task states and the XComs stored in the metadata DB")
-    task_ids = kind_smoke.show_tasks(api, dag_id, run_id)
+    task_ids = airflow_api.show_tasks(api, dag_id, run_id)
     step(f"blobs of run {run_id} in Azurite ({settings.azurite_url})")
     kind_smoke.show_blobs(settings.azurite_url, dag_id, run_id, task_ids)
     return 0

@@ -4,14 +4,13 @@ it is used; the image paths the Dockerfile creates."""
 
 from __future__ import annotations
 
-import configparser
 import json
 import re
 
 import pytest
 
 from include.azblob_xcom_backend import XComConfigError, _valid_container
-from scripts.devstack.services import ROOT
+from scripts.paths import ROOT
 from tests.image.dockerfile import parse
 from tests.support.helm import FULLNAME, Manifest, all_containers, env_of, render
 
@@ -28,12 +27,6 @@ def airflow_pods(manifest: Manifest) -> dict[str, dict]:
 
 def main_container(spec: dict) -> dict:
     return spec["containers"][0]
-
-
-def cfg(manifest: Manifest) -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.read_string(manifest.airflow_cfg())
-    return parser
 
 
 def test_every_component_and_worker_pod_mounts_the_same_airflow_cfg(any_render: Manifest) -> None:
@@ -63,13 +56,13 @@ def test_the_azure_connection_never_appears_in_a_configmap(any_render: Manifest)
 
 
 def test_every_airflow_container_selects_the_xcom_backend_of_airflow_cfg(any_render: Manifest) -> None:
-    backend = cfg(any_render)["core"]["xcom_backend"]
+    backend = any_render.airflow_config()["core"]["xcom_backend"]
     for name, spec in airflow_pods(any_render).items():
         assert env_of(main_container(spec))["AIRFLOW__CORE__XCOM_BACKEND"] == backend, name
 
 
 def test_xcom_backend_is_the_baked_blob_backend_with_its_options() -> None:
-    parser = cfg(render())
+    parser = render().airflow_config()
     assert parser["core"]["xcom_backend"] == "include.azblob_xcom_backend.WasbXComBackend"
     assert dict(parser["azblob_xcom"]) == {
         "compression": "zstd",
@@ -84,7 +77,7 @@ def test_xcom_backend_is_the_baked_blob_backend_with_its_options() -> None:
 
 def test_xcom_values_reach_the_azblob_xcom_section() -> None:
     values = {"xcom.threshold": 1000000, "xcom.compression": "lz4", "xcom.prefix": "prod/xcom", "xcom.retries": 5}
-    section = cfg(render(values))["azblob_xcom"]
+    section = render(values).airflow_config()["azblob_xcom"]
     assert (section["threshold"], section["compression"], section["prefix"], section["retries"]) == (
         "1000000",
         "lz4",
@@ -94,13 +87,13 @@ def test_xcom_values_reach_the_azblob_xcom_section() -> None:
 
 
 def test_xcom_disabled_falls_back_to_airflows_db_backend() -> None:
-    parser = cfg(render({"xcom.enabled": False}))
+    parser = render({"xcom.enabled": False}).airflow_config()
     assert parser["core"]["xcom_backend"] == "airflow.sdk.bases.xcom.BaseXCom"
     assert not parser.has_section("azblob_xcom")
 
 
 def test_execution_api_url_points_at_the_api_server_service(any_render: Manifest) -> None:
-    url = cfg(any_render)["core"]["execution_api_server_url"]
+    url = any_render.airflow_config()["core"]["execution_api_server_url"]
     service = any_render.get("Service", "api-server")
     port = service["spec"]["ports"][0]["port"]
     assert url.startswith(f"http://{service['metadata']['name']}:{port}/")
@@ -109,14 +102,17 @@ def test_execution_api_url_points_at_the_api_server_service(any_render: Manifest
 
 def test_execution_api_url_and_probes_honour_a_base_url_sub_path() -> None:
     manifest = render({"config": {"api": {"base_url": "https://airflow.example.com/team-a/"}}})
-    assert cfg(manifest)["core"]["execution_api_server_url"] == f"http://{FULLNAME}-api-server:8080/team-a/execution/"
+    assert (
+        manifest.airflow_config()["core"]["execution_api_server_url"]
+        == f"http://{FULLNAME}-api-server:8080/team-a/execution/"
+    )
     probe = main_container(manifest.get("Deployment", "api-server")["spec"]["template"]["spec"])["readinessProbe"]
     assert probe["httpGet"]["path"] == "/team-a/api/v2/monitor/health"
 
 
 def test_execution_api_url_follows_an_internal_url_override() -> None:
     manifest = render({"apiServer.internalUrl": "http://127.0.0.1:28080"})
-    assert cfg(manifest)["core"]["execution_api_server_url"] == "http://127.0.0.1:28080/execution/"
+    assert manifest.airflow_config()["core"]["execution_api_server_url"] == "http://127.0.0.1:28080/execution/"
 
 
 def test_jwt_secret_reaches_only_the_api_server_and_the_scheduler(any_render: Manifest) -> None:
@@ -157,7 +153,7 @@ def copy_target(source: str, stage: str | None = None) -> str:
 def test_image_paths_match_the_dockerfile(any_render: Manifest) -> None:
     pythonpath = parse().env["PYTHONPATH"]
     include_target = copy_target("include/")
-    backend_module = cfg(any_render)["core"]["xcom_backend"].rsplit(".", 1)[0]
+    backend_module = any_render.airflow_config()["core"]["xcom_backend"].rsplit(".", 1)[0]
     if backend_module.startswith("include."):
         assert f"{pythonpath}/{backend_module.split('.')[0]}" == include_target
     for name, spec in airflow_pods(any_render).items():
@@ -167,7 +163,7 @@ def test_image_paths_match_the_dockerfile(any_render: Manifest) -> None:
 
 
 def test_plugins_folder_is_the_images_copy_of_include_plugins(any_render: Manifest) -> None:
-    folder = cfg(any_render)["core"]["plugins_folder"]
+    folder = any_render.airflow_config()["core"]["plugins_folder"]
     assert folder == f"{copy_target('include/')}/plugins" == parse().env["AIRFLOW__CORE__PLUGINS_FOLDER"]
     assert (ROOT / "include" / "plugins" / "task_termination.py").is_file()
 
@@ -189,7 +185,7 @@ def test_every_include_module_the_chart_runs_is_in_include_which_the_image_bakes
 
 def test_image_mode_reads_the_folder_the_dockerfile_bakes_dags_into() -> None:
     baked = copy_target("/dags/", stage="dags")
-    assert cfg(render({"dags.mode": "image"}))["core"]["dags_folder"] == baked
+    assert render({"dags.mode": "image"}).airflow_config()["core"]["dags_folder"] == baked
 
 
 def test_airflow_cfg_is_read_by_airflows_own_config_parser(any_render: Manifest, tmp_path) -> None:
@@ -209,7 +205,7 @@ def test_airflow_cfg_renders_standalone_for_the_local_stack() -> None:
     values["azurite.blobEndpoint"] = "http://127.0.0.1:10000/devstoreaccount1"
     manifest = render(values, show_only="templates/configmaps/airflow-config.yaml")
     assert [obj["kind"] for obj in manifest.objects] == ["ConfigMap"]
-    parser = cfg(manifest)
+    parser = manifest.airflow_config()
     assert parser["core"]["executor"] == "LocalExecutor"
     assert parser["core"]["execution_api_server_url"] == "http://127.0.0.1:28080/execution/"
     assert not parser.has_section("kubernetes_executor") or "pod_template_file" not in parser["kubernetes_executor"]

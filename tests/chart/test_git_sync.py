@@ -3,8 +3,6 @@ worker pods, one DAG path."""
 
 from __future__ import annotations
 
-import configparser
-
 import pytest
 
 from tests.support.helm import Manifest, all_containers, env_of, render
@@ -46,8 +44,7 @@ def git_sync(spec: dict) -> dict:
 
 
 def dags_folder(manifest: Manifest) -> str:
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.read_string(manifest.airflow_cfg())
+    parser = manifest.airflow_config()
     return parser["core"]["dags_folder"]
 
 
@@ -181,8 +178,7 @@ def test_git_bundle_mode_configures_gitdagbundle_without_a_sidecar() -> None:
         "dags.gitBundle.connectionSecret": "git-conn",
     }
     manifest = render(values)
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.read_string(manifest.airflow_cfg())
+    parser = manifest.airflow_config()
     bundles = json.loads(parser["dag_processor"]["dag_bundle_config_list"])
     assert bundles == [
         {
@@ -209,8 +205,7 @@ def test_git_bundle_config_builds_a_real_gitdagbundle() -> None:
     from airflow.providers.git.bundles.git import GitDagBundle
 
     manifest = render({"dags.mode": "gitBundle", "dags.gitBundle.repoUrl": REPO})
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.read_string(manifest.airflow_cfg())
+    parser = manifest.airflow_config()
     (bundle,) = json.loads(parser["dag_processor"]["dag_bundle_config_list"])
     assert bundle["classpath"] == f"{GitDagBundle.__module__}.{GitDagBundle.__name__}"
     built = GitDagBundle(name=bundle["name"], **bundle["kwargs"])

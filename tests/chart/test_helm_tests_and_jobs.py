@@ -15,7 +15,9 @@ from typing import ClassVar
 
 import pytest
 
-from scripts.devstack.services import ROOT, Azurite
+from scripts.devstack.services import Azurite
+from scripts.paths import ROOT
+from tests.support.airflow import wasb_connection
 from tests.support.helm import FULLNAME, Manifest, env_of, render
 
 
@@ -72,9 +74,7 @@ def test_xcom_round_trip_test_passes_against_azurite_with_the_rendered_airflow_c
         "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW_CONFIG": str(rendered_cfg),
         "AIRFLOW__CORE__XCOM_BACKEND": env_of(container)["AIRFLOW__CORE__XCOM_BACKEND"],
-        "AIRFLOW_CONN_WASB_DEFAULT": json.dumps(
-            {"conn_type": "wasb", "extra": {"connection_string": azurite.connection_string}}
-        ),
+        "AIRFLOW_CONN_WASB_DEFAULT": wasb_connection(azurite.connection_string),
         "AIRFLOW__AZBLOB_XCOM__CONTAINER": f"helmtest-{uuid.uuid4().hex[:8]}",
     }
     done = run_pod_script(container, env)
@@ -93,9 +93,7 @@ def test_create_containers_job_creates_containers_idempotently(
         "AIRFLOW_HOME": str(airflow_home),
         "BLOB_CONN_ID": env_of(container)["BLOB_CONN_ID"],
         "BLOB_CONTAINERS": ",".join(names),
-        "AIRFLOW_CONN_WASB_DEFAULT": json.dumps(
-            {"conn_type": "wasb", "extra": {"connection_string": azurite.connection_string}}
-        ),
+        "AIRFLOW_CONN_WASB_DEFAULT": wasb_connection(azurite.connection_string),
     }
     for _ in range(2):
         done = run_pod_script(container, env)

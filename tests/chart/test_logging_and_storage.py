@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import base64
-import configparser
 import json
 
 from tests.support.helm import FULLNAME, Manifest, render
-
-
-def cfg(manifest: Manifest) -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.read_string(manifest.airflow_cfg())
-    return parser
 
 
 def connection(manifest: Manifest) -> dict:
@@ -21,7 +14,7 @@ def connection(manifest: Manifest) -> dict:
 
 
 def test_remote_logging_writes_wasb_prefix_container_and_connection() -> None:
-    parser = cfg(render({"logs.remote.prefix": "/team-a/logs/", "logs.remote.container": "my-logs"}))
+    parser = render({"logs.remote.prefix": "/team-a/logs/", "logs.remote.container": "my-logs"}).airflow_config()
     assert parser["logging"]["remote_logging"] == "True"
     assert parser["logging"]["remote_base_log_folder"] == "wasb://team-a/logs"
     assert parser["logging"]["remote_log_conn_id"] == "wasb_default"
@@ -29,19 +22,19 @@ def test_remote_logging_writes_wasb_prefix_container_and_connection() -> None:
 
 
 def test_remote_logging_can_use_its_own_connection_id() -> None:
-    parser = cfg(render({"logs.remote.connectionId": "wasb_logs"}))
+    parser = render({"logs.remote.connectionId": "wasb_logs"}).airflow_config()
     assert parser["logging"]["remote_log_conn_id"] == "wasb_logs"
 
 
 def test_remote_logging_off_renders_no_remote_settings() -> None:
-    parser = cfg(render({"logs.remote.enabled": False}))
+    parser = render({"logs.remote.enabled": False}).airflow_config()
     assert parser["logging"]["remote_logging"] == "False"
     assert "remote_base_log_folder" not in parser["logging"]
     assert not parser.has_section("azure_remote_logging")
 
 
 def test_local_logs_are_not_deleted_by_default() -> None:
-    assert cfg(render())["logging"]["delete_local_logs"] == "False"
+    assert render().airflow_config()["logging"]["delete_local_logs"] == "False"
 
 
 def test_azurite_connection_is_a_connection_string_with_an_explicit_blob_endpoint() -> None:
@@ -77,8 +70,8 @@ def test_connection_id_names_the_environment_variable_and_backend_option() -> No
     manifest = render({"azure.connection.id": "blob_prod"})
     env = manifest.get("Deployment", "scheduler")["spec"]["template"]["spec"]["containers"][0]["env"]
     assert "AIRFLOW_CONN_BLOB_PROD" in {e["name"] for e in env}
-    assert cfg(manifest)["azblob_xcom"]["conn_id"] == "blob_prod"
-    assert cfg(manifest)["logging"]["remote_log_conn_id"] == "blob_prod"
+    assert manifest.airflow_config()["azblob_xcom"]["conn_id"] == "blob_prod"
+    assert manifest.airflow_config()["logging"]["remote_log_conn_id"] == "blob_prod"
 
 
 def test_existing_connection_secret_is_used_and_none_is_created() -> None:

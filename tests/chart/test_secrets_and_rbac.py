@@ -8,7 +8,9 @@ import json
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.support.helm import CHART, FULLNAME, NAMESPACE, ROOT, Manifest, all_containers, env_of, render, render_fresh
+from scripts.devstack.stack import ALERTS_WEBHOOK_ENV
+from scripts.paths import ROOT
+from tests.support.helm import CHART, FULLNAME, NAMESPACE, Manifest, all_containers, env_of, render, render_fresh
 
 # Every value the chart would otherwise generate, named instead: what `helm template | kubectl apply` and GitOps
 # tools (Argo CD, Flux), which cannot `lookup`, need so that no secret changes on the next sync (docs/chart.md).
@@ -208,9 +210,6 @@ def test_the_lookup_less_values_are_the_ones_docs_chart_md_lists() -> None:
         assert f"`{key}`" in section, key
 
 
-ALERTS_URL_ENV = "AIRFLOW__ALERTS__WEBHOOK_URL"
-
-
 def holders_of(manifest: Manifest, variable: str) -> dict[str, object]:
     """workload -> the value (or valueFrom) of ``variable`` in its containers that set it."""
     return {
@@ -224,10 +223,10 @@ def holders_of(manifest: Manifest, variable: str) -> dict[str, object]:
 def test_the_alerts_webhook_url_reaches_the_scheduler_and_worker_pods_from_its_secret_and_nothing_else(
     defaults: Manifest,
 ) -> None:
-    assert not holders_of(defaults, ALERTS_URL_ENV)
+    assert not holders_of(defaults, ALERTS_WEBHOOK_ENV)
     wired = render({"alerts.webhook.existingSecret": "team-alerts", "alerts.webhook.key": "slack"})
     reference = {"secretKeyRef": {"name": "team-alerts", "key": "slack"}}
-    assert holders_of(wired, ALERTS_URL_ENV) == {
+    assert holders_of(wired, ALERTS_WEBHOOK_ENV) == {
         f"Deployment/{FULLNAME}-scheduler": reference,
         "worker pod template": reference,
     }

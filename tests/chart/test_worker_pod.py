@@ -10,13 +10,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.chart.conftest import GIT_SYNC
 from tests.support.helm import KUBE_VERSION, NAMESPACE, Manifest, env_of, render
-
-GIT_SYNC = {
-    "dags.mode": "gitSync",
-    "dags.gitSync.repo": "https://example.com/org/dags.git",
-    "dags.gitSync.subPath": "dags",
-}
 
 
 def build_task_pod(manifest: Manifest, tmp_path: Path) -> dict:

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from scripts.devstack.services import ROOT, free_port
-from scripts.kind_smoke import Api, wait_for
+from scripts.airflow_api import Api, wait_for
+from scripts.devstack.services import free_port
+from scripts.paths import ROOT
 from tests.support.cluster import (
     PROFILES,
     RELEASE,

@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 import pytest
 
-from scripts.devcluster.cluster import NODE_NAME, PATHS, ROOT
+from scripts.devcluster.cluster import NODE_NAME, PATHS
+from scripts.paths import ROOT
 from tests.support.cluster import LocalCluster, cluster_script, leftovers, machine_state
 
 pytestmark = pytest.mark.slow

@@ -19,10 +19,13 @@ from typing import Any
 
 import pytest
 
-from scripts.kind_smoke import Api, run_path, task_instances, trigger_dag, wait_for, wait_for_run
+from scripts.airflow_api import Api, run_path, task_instances, trigger_dag, wait_for, wait_for_run
+from scripts.paths import ROOT
 from tests.cluster.conftest import Deployment
+from tests.plugins.dags.alerts_fixture import ALERT_TITLES, STATES
 from tests.support.cluster import NAMESPACE
-from tests.support.helm import FULLNAME, ROOT
+from tests.support.helm import FULLNAME
+from tests.support.webhook_receiver import titles
 
 pytestmark = pytest.mark.slow
 DAG_ID = "alerts_fixture"
@@ -31,13 +34,6 @@ RECEIVER = "alert-receiver"
 SECRET = "alert-webhook"
 PORT = 8080
 BOUND_S = 600
-STATES = {"always_fails": "failed", "fails_once": "success", "succeeds": "success"}
-EXPECTED = [
-    "DAG run failed: alerts_fixture",
-    "Task failed: alerts_fixture.always_fails",
-    "Task try failed, will retry: alerts_fixture.always_fails",
-    "Task try failed, will retry: alerts_fixture.fails_once",
-]
 
 
 def receiver_manifests(image: str) -> dict[str, Any]:
@@ -97,10 +93,6 @@ class Alerted:
     messages: list[dict[str, Any]]
 
 
-def titles(messages: list[dict[str, Any]]) -> list[str]:
-    return sorted(message["text"].splitlines()[0] for message in messages)
-
-
 def received(deployment: Deployment) -> list[dict[str, Any]]:
     with (
         deployment.cluster.port_forward(RECEIVER, PORT) as port,
@@ -139,15 +131,15 @@ def alerted(deployment: Deployment, alerts_on: Api) -> Alerted:
 
     def all_arrived() -> list[dict[str, Any]] | None:
         found = received(deployment)
-        return found if len(found) >= len(EXPECTED) else None
+        return found if len(found) >= len(ALERT_TITLES) else None
 
-    messages = wait_for(f"{len(EXPECTED)} alerts at the receiver", all_arrived, timeout=120)
+    messages = wait_for(f"{len(ALERT_TITLES)} alerts at the receiver", all_arrived, timeout=120)
     return Alerted(run_id, states, messages)
 
 
 def test_each_failed_try_alerts_once_from_its_pod_and_the_failed_run_once_from_the_scheduler(alerted):
     assert alerted.states == STATES
-    assert titles(alerted.messages) == EXPECTED
+    assert titles(alerted.messages) == ALERT_TITLES
 
 
 def test_the_alerts_name_the_run_the_try_and_the_error(alerted):
@@ -161,7 +153,7 @@ def test_the_alerts_name_the_run_the_try_and_the_error(alerted):
 
 
 def test_a_receiver_that_is_down_changes_no_task_state(deployment: Deployment, alerted, alerts_on: Api):
-    assert titles(received(deployment)) == EXPECTED  # still exactly one each, minutes after the run
+    assert titles(received(deployment)) == ALERT_TITLES  # still exactly one each, minutes after the run
     deployment.cluster.kubectl("delete", "pod", RECEIVER, "--wait")
     run_id, states = run_fixture(alerts_on)
     assert states == STATES

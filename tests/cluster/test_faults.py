@@ -26,9 +26,19 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from include.azblob_xcom_backend import parse_uri
+from scripts.airflow_api import (
+    Api,
+    ApiError,
+    NotFound,
+    TimedOut,
+    run_path,
+    task_instances,
+    trigger_dag,
+    wait_for,
+    wait_for_run,
+)
 from scripts.devcluster.podwatch import EXECUTOR_SELECTOR, PodWatch
 from scripts.devstack.services import azurite_connection_string
-from scripts.kind_smoke import Api, SmokeError, run_path, task_instances, trigger_dag, wait_for, wait_for_run
 from tests.cluster.conftest import Deployment
 from tests.support.cluster import NAMESPACE, RELEASE
 from tests.support.helm import FULLNAME
@@ -64,9 +74,7 @@ def fault_dag(deployment: Deployment, api: Api, tmp_path_factory: pytest.TempPat
 def variable(api: Api, key: str) -> str | None:
     try:
         return api.call("GET", f"/api/v2/variables/{key}")["value"]
-    except SmokeError as err:
-        if " answered 404" not in str(err):
-            raise
+    except NotFound:
         return None
 
 
@@ -81,9 +89,7 @@ def release(api: Api, run_id: str) -> None:
     body = {"key": RELEASE_VARIABLE, "value": run_id}
     try:
         api.call("PATCH", f"/api/v2/variables/{RELEASE_VARIABLE}", body)
-    except SmokeError as err:
-        if " answered 404" not in str(err):
-            raise
+    except NotFound:
         api.call("POST", "/api/v2/variables", body)
 
 
@@ -112,7 +118,7 @@ def settle(deployment: Deployment, api: Api, run_id: str) -> str:
     try:
         wait_for(f"the worker pods of {run_id} to be deleted", lambda: not worker_pods_left(deployment, run_id),
                  timeout=RUN_BOUND_S, interval=1)  # fmt: skip
-    except SmokeError:
+    except TimedOut:
         raise AssertionError(f"worker pods left after run {run_id}: {worker_pods_left(deployment, run_id)}") from None
     return state
 
@@ -147,7 +153,7 @@ def answers(api: Api) -> bool:
     """Whether the api-server answers a DB-backed request (its pooled connections may be stale for a moment)."""
     try:
         return api.dag_exists(DAG_ID)
-    except SmokeError:
+    except ApiError:
         return False
 
 
@@ -319,7 +325,7 @@ def test_the_dag_processor_restarted_keeps_every_dag_registered_and_active(
 
     def sample() -> None:
         while not stop.wait(0.5):
-            with contextlib.suppress(SmokeError):
+            with contextlib.suppress(ApiError):
                 if gone := before - active():
                     missing.append(gone)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.kind_smoke import Api, run_dag, run_path
+from scripts.airflow_api import Api, run_dag, run_path
 from tests.cluster.conftest import Deployment
 
 pytestmark = pytest.mark.slow

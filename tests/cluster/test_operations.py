@@ -19,9 +19,10 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from include.azblob_xcom_backend import metadata_ids
+from scripts.airflow_api import Api, run_dag, run_path, wait_for
 from scripts.devstack.services import azurite_connection_string
-from scripts.kind_smoke import Api, SmokeError, run_dag, run_path, wait_for
 from tests.cluster.conftest import Deployment
+from tests.support.airflow import DB_CLEAN_AGE_COLUMNS
 from tests.support.helm import FULLNAME
 
 pytestmark = pytest.mark.slow
@@ -30,7 +31,6 @@ RUN_BOUND_S = 600
 JOB_BOUND_S = 300
 CRONJOB = f"{FULLNAME}-db-cleanup"
 JOBS = ("db-cleanup-test-default", "db-cleanup-test-no-grace")
-BACKDATED = {"dag_run": "start_date", "task_instance": "start_date", "xcom": "timestamp"}
 
 
 @dataclass
@@ -54,7 +54,7 @@ def psql(deployment: Deployment, sql: str) -> str:
 
 
 def backdate(deployment: Deployment, run_id: str, days: int) -> None:
-    for table, column in BACKDATED.items():
+    for table, column in DB_CLEAN_AGE_COLUMNS.items():
         changed = psql(
             deployment,
             f"UPDATE {table} SET {column} = {column} - interval '{days} days' "
@@ -76,13 +76,7 @@ def blobs_by_run(service: BlobServiceClient, container: str) -> dict[str, set[st
 
 
 def run_exists(api: Api, run_id: str) -> bool:
-    try:
-        api.call("GET", run_path(DAG_ID, run_id))
-    except SmokeError as err:
-        if " answered 404" in str(err):
-            return False
-        raise
-    return True
+    return api.exists(run_path(DAG_ID, run_id))
 
 
 def run_job(deployment: Deployment, name: str, *, grace_hours: str | None = None) -> str:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from scripts.airflow_api import Api, run_dag, run_path
 from scripts.devcluster.podwatch import EXECUTOR_SELECTOR, PodLife, PodWatch
-from scripts.kind_smoke import Api, run_dag, run_path
 from tests.cluster.conftest import Deployment
 from tests.support.cluster import NAMESPACE
 from tests.support.helm import all_containers

@@ -14,10 +14,11 @@ import uuid
 
 import pytest
 
-from scripts.kind_smoke import Api
+from scripts.airflow_api import Api
+from scripts.paths import ROOT
 from tests.cluster.conftest import Deployment
 from tests.support.cluster import NAMESPACE, PROFILES, RELEASE
-from tests.support.helm import CHART, FULLNAME, ROOT, helm_binary
+from tests.support.helm import CHART, FULLNAME, helm_binary
 
 pytestmark = pytest.mark.slow
 SELECTOR = f"app.kubernetes.io/instance={RELEASE}"

@@ -23,13 +23,13 @@ import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from include.azblob_xcom_backend import parse_uri
-from scripts.devstack.services import AZURITE_KEY, ROOT, free_port
-from tests.support.airflow import dags_test, wasb_connection
+from scripts.devstack.services import AZURITE_KEY, free_port
+from scripts.paths import ROOT
+from tests.support.airflow import DB_CLEAN_AGE_COLUMNS, dags_test, wasb_connection
 
 pytestmark = pytest.mark.slow
 
 FIXTURE_DAG = "cleanup_fixture"  # tests/dags/dags/retention_fixture.py; its rows are this module's alone
-BACKDATED = {"dag_run": "start_date", "task_instance": "start_date", "xcom": "timestamp"}
 
 
 @dataclass
@@ -77,7 +77,7 @@ def backdate(db: Path, run_id: str, days: int) -> None:
     """Move a run's rows ``days`` back in time (SQLite keeps Airflow's UTC timestamps as text)."""
     when = (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%d %H:%M:%S.%f")
     with sqlite3.connect(db) as conn:
-        for table, column in BACKDATED.items():
+        for table, column in DB_CLEAN_AGE_COLUMNS.items():
             changed = conn.execute(
                 f"UPDATE {table} SET {column} = ? WHERE dag_id = ? AND run_id = ?",
                 (when, FIXTURE_DAG, run_id),

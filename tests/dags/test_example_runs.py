@@ -9,7 +9,8 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from include.azblob_xcom_backend import REFERENCE_MARKER, decode_json, parse_uri
-from scripts.devstack.services import ROOT, Azurite
+from scripts.devstack.services import Azurite
+from scripts.paths import ROOT
 from tests.support.airflow import dags_test, task_instances, wasb_connection, xcom_rows
 
 pytestmark = pytest.mark.slow

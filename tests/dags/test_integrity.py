@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
-from scripts.devstack.services import ROOT
+from scripts.paths import ROOT
 
 DAGS = ROOT / "dags"
 

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from scripts.devstack.services import ROOT
+from scripts.paths import ROOT
 from tests.support.helm import render
 
 pytestmark = pytest.mark.slow

@@ -27,7 +27,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from include.azblob_xcom_backend import XComIds, parse_uri
-from scripts.devstack.services import ROOT
+from scripts.paths import ROOT
 from tests.support.airflow import AIRFLOW_BIN, dags_test, wasb_connection, xcom_rows
 
 pytestmark = pytest.mark.slow

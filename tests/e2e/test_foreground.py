@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from scripts.devstack.services import ROOT, free_port
+from scripts.devstack.services import free_port
 from scripts.devstack.stack import stack_processes
+from scripts.paths import ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -23,9 +23,10 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from include.azblob_xcom_backend import metadata_ids, parse_uri
-from scripts import kind_smoke
-from scripts.devstack.services import ROOT, azurite_connection_string, free_port
+from scripts import airflow_api
+from scripts.devstack.services import azurite_connection_string, free_port
 from scripts.devstack.stack import stack_processes
+from scripts.paths import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +43,7 @@ class Stack:
     state: Path
     api_port: int
     azurite_port: int
-    api: kind_smoke.Api = field(init=False)
+    api: airflow_api.Api = field(init=False)
     blobs: BlobServiceClient = field(init=False)
     facts: dict = field(default_factory=dict)  # what earlier tests found, for later ones
 
@@ -57,15 +58,15 @@ class Stack:
 
     def connect(self) -> None:
         password = json.loads((self.state / "secrets.json").read_text())["admin_password"]
-        self.api = kind_smoke.Api(f"http://127.0.0.1:{self.api_port}")
+        self.api = airflow_api.Api(f"http://127.0.0.1:{self.api_port}")
         self.api.authenticate("admin", password)
         self.blobs = BlobServiceClient.from_connection_string(azurite_connection_string("127.0.0.1", self.azurite_port))
 
     def run_path(self, run_id: str) -> str:
-        return kind_smoke.run_path(DAG_ID, run_id)
+        return airflow_api.run_path(DAG_ID, run_id)
 
     def wait_run(self, dag_id: str, run_id: str, timeout: float = RUN_BOUND_S) -> str:
-        return kind_smoke.wait_for_run(self.api, dag_id, run_id, timeout=timeout, interval=1)
+        return airflow_api.wait_for_run(self.api, dag_id, run_id, timeout=timeout, interval=1)
 
     def xcom(self, run_id: str, task_id: str, key: str = "return_value"):
         path = f"{self.run_path(run_id)}/taskInstances/{task_id}/xcomEntries/{key}"
@@ -130,7 +131,7 @@ def test_a_dag_committed_to_the_git_repository_is_registered_within_the_bound(st
     assert pushed.returncode == 0, pushed.stderr
 
     registered = lambda: stack.api.dag_exists(DAG_ID)  # noqa: E731
-    kind_smoke.wait_for(f"{DAG_ID} to be registered", registered, timeout=REGISTER_BOUND_S, interval=1)
+    airflow_api.wait_for(f"{DAG_ID} to be registered", registered, timeout=REGISTER_BOUND_S, interval=1)
     stack.facts["register_seconds"] = time.monotonic() - pushed_at
 
 
@@ -171,7 +172,7 @@ def test_task_logs_are_in_blob_and_served_by_the_api_after_local_files_are_gone(
 
     # Airflow marks a task done (and with the last one the run) before the task's supervisor uploads its log, so
     # the last log lands in Blob a moment after the run succeeded: wait for it, within a bound.
-    kind_smoke.wait_for(
+    airflow_api.wait_for(
         "every task log in Blob", lambda: uploaded() >= expected, timeout=LOG_UPLOAD_BOUND_S, interval=0.5
     )
     local = stack.state / "airflow" / "logs" / f"dag_id={DAG_ID}"
@@ -191,26 +192,24 @@ def test_a_task_that_fails_once_keeps_both_attempts_logs(stack):
 def test_a_task_process_sent_sigterm_fails_its_try_keeps_its_log_and_the_retry_succeeds(stack):
     """As when a worker pod is deleted: include/plugins/task_termination.py turns the SIGTERM into a failed try."""
     dag, variable = "e2e_terminated_task", "e2e_terminated_pid"
-    kind_smoke.wait_for(f"{dag} to be registered", lambda: stack.api.dag_exists(dag), timeout=REGISTER_BOUND_S)
-    run_id = kind_smoke.trigger_dag(stack.api, dag)
+    airflow_api.wait_for(f"{dag} to be registered", lambda: stack.api.dag_exists(dag), timeout=REGISTER_BOUND_S)
+    run_id = airflow_api.trigger_dag(stack.api, dag)
 
     def task_pid() -> int | None:
         try:
             recorded_run, pid = stack.api.call("GET", f"/api/v2/variables/{variable}")["value"].split()
-        except kind_smoke.SmokeError as err:
-            if " answered 404" not in str(err):
-                raise
+        except airflow_api.NotFound:
             return None
         return int(pid) if recorded_run == run_id else None
 
-    os.kill(kind_smoke.wait_for("attempt 1 to record its process id", task_pid, timeout=RUN_BOUND_S), signal.SIGTERM)
+    os.kill(airflow_api.wait_for("attempt 1 to record its process id", task_pid, timeout=RUN_BOUND_S), signal.SIGTERM)
 
     assert stack.wait_run(dag, run_id) == "success"
-    task = stack.api.call("GET", f"{kind_smoke.run_path(dag, run_id)}/taskInstances/interrupted")
+    task = stack.api.call("GET", f"{airflow_api.run_path(dag, run_id)}/taskInstances/interrupted")
     assert (task["state"], task["try_number"]) == ("success", 2)
     logs = stack.blobs.get_container_client("airflow-logs")
     first = f"logs/dag_id={dag}/run_id={run_id}/task_id=interrupted/attempt=1.log"
-    kind_smoke.wait_for("attempt 1's log in Blob", logs.get_blob_client(first).exists, timeout=LOG_UPLOAD_BOUND_S)
+    airflow_api.wait_for("attempt 1's log in Blob", logs.get_blob_client(first).exists, timeout=LOG_UPLOAD_BOUND_S)
     text = logs.download_blob(first).readall().decode()
     assert "e2e-marker interrupted attempt 1" in text
     assert "TaskTerminated" in text
@@ -228,7 +227,7 @@ def test_clearing_and_rerunning_a_task_purges_its_old_xcom_blob(stack):
         ti = stack.api.call("GET", f"{stack.run_path(run_id)}/taskInstances/extract")
         return ti["try_number"] == 2 and ti["state"] == "success"
 
-    kind_smoke.wait_for("extract to run again", rerun_done, timeout=RUN_BOUND_S, interval=1)
+    airflow_api.wait_for("extract to run again", rerun_done, timeout=RUN_BOUND_S, interval=1)
     new_uri = stack.xcom(run_id, "extract")["uri"]
     assert new_uri != old_uri
     assert stack.blob_exists(new_uri)

@@ -12,7 +12,8 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from scripts.paths import ROOT
+
 DOCKERFILE = ROOT / "Dockerfile"
 
 

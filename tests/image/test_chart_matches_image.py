@@ -8,17 +8,16 @@ the dev Git server of config/kind/dags-git.yaml and the layout scripts/push-dags
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.image.dockerfile import ROOT, parse
+from scripts.paths import ROOT
+from tests.image.dockerfile import parse
+from tests.support.helm import render as render_chart
 
-HELM = ROOT / ".tools" / "bin" / "helm"
 PROFILE = ROOT / "config" / "profiles" / "kind.yaml"
 KIND_IMAGE = "airflow-azblob:local"
 POD_OWNERS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"}
@@ -29,15 +28,9 @@ def kind_node_version() -> str:
     return re.search(r":v(\d+\.\d+\.\d+)@", image)[1]
 
 
-def render(*values: str) -> list[dict[str, Any]]:
-    helm = str(HELM) if HELM.exists() else shutil.which("helm")
-    if not helm or not (ROOT / "chart" / "Chart.yaml").exists():
-        pytest.skip("helm or chart/ is not available")
-    cmd = [helm, "template", "airflow", str(ROOT / "chart"), "--namespace", "airflow"]
-    cmd += ["--kube-version", kind_node_version(), *values]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr
-    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+def render(set_values: dict[str, Any] | None = None, *, profile: str | None = None) -> list[dict[str, Any]]:
+    """The chart's objects (tests/support/helm.py's render) for the Kubernetes version of kind's node image."""
+    return render_chart(set_values, profile=profile, kube_version=kind_node_version()).objects
 
 
 def pod_specs(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -72,7 +65,7 @@ def env_of(container: dict[str, Any]) -> dict[str, str]:
 def kind_render() -> list[dict[str, Any]]:
     if not PROFILE.exists():
         pytest.skip(f"{PROFILE.relative_to(ROOT)} is not written yet (the chart issue provides it)")
-    return render("--values", str(PROFILE))
+    return render(profile=PROFILE.stem)
 
 
 def test_kind_profile_runs_the_image_scripts_kind_builds(kind_render: list[dict[str, Any]]) -> None:
@@ -122,7 +115,7 @@ def test_rendered_airflow_config_selects_the_images_xcom_backend(kind_render: li
 
 def test_image_mode_reads_dags_where_the_dockerfile_bakes_them() -> None:
     baked = next(target for _, target, flags in parse().copies if flags.get("from") == "dags").rstrip("/")
-    docs = render("--set", "dags.mode=image", "--set", "images.airflow.repository=airflow-azblob")
+    docs = render({"dags.mode": "image", "images.airflow.repository": "airflow-azblob"})
     folders = {
         m[1]
         for doc in docs

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.image.dockerfile import ROOT, parse
+from scripts.paths import ROOT
+from tests.image.dockerfile import parse
 
 BUILD_TOOLS = re.compile(r"\b(apt-get|apt|apk|yum|dnf|gcc|g\+\+|make|build-essential|cargo|rustc)\b")
 

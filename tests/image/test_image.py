@@ -10,7 +10,8 @@ import subprocess
 import pytest
 
 from scripts.devcluster.images import APP_IMAGE, standins, vcs_ref
-from tests.image.dockerfile import ROOT, parse
+from scripts.paths import ROOT
+from tests.image.dockerfile import parse
 from tests.support.containers import docker
 from tests.support.helm import env_of, render
 

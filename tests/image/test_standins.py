@@ -17,8 +17,9 @@ import yaml
 
 from scripts.devcluster.images import APP_IMAGE, standin_for, standins
 from scripts.devstack.services import AZURITE_ACCOUNT, azurite_connection_string
+from scripts.paths import ROOT
 from tests.support.containers import Container, docker, run_rendered
-from tests.support.helm import ROOT, Manifest, all_containers, render
+from tests.support.helm import Manifest, all_containers, render
 
 pytestmark = pytest.mark.slow
 LOCAL_CLUSTER = ("kind", "local-cluster")

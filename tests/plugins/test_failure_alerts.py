@@ -19,19 +19,19 @@ from typing import Any
 import pytest
 
 from include.plugins import failure_alerts
-from scripts.devstack.services import ROOT, free_port
-from scripts.kind_smoke import wait_for
-from tests.plugins.dags.alerts_fixture import ERROR
+from scripts.airflow_api import wait_for
+from scripts.devstack.services import free_port
+from scripts.devstack.stack import ALERTS_WEBHOOK_ENV
+from scripts.paths import ROOT
+from tests.plugins.dags.alerts_fixture import ALERT_TITLES, ERROR, STATES
 from tests.support.airflow import AIRFLOW_BIN
-from tests.support.webhook_receiver import Receiver
+from tests.support.webhook_receiver import Receiver, titles
 
 pytestmark = pytest.mark.slow
 
 DAG_ID = "alerts_fixture"
 DAGS = Path(__file__).parent / "dags"
 BASE_URL = "https://airflow.example.com"
-# What the run ends as, alerts or no alerts.
-STATES = {"always_fails": "failed", "fails_once": "success", "succeeds": "success"}
 
 
 @dataclass
@@ -67,10 +67,6 @@ def runs(db: Path) -> set[str]:
         return {run for (run,) in conn.execute("SELECT run_id FROM dag_run WHERE dag_id = ?", (DAG_ID,))}
 
 
-def titles(messages: list[dict[str, Any]]) -> list[str]:
-    return sorted(message["text"].splitlines()[0] for message in messages)
-
-
 @pytest.fixture(scope="module")
 def alerted(airflow_db: Path) -> tuple[Run, list[dict[str, Any]]]:
     with Receiver() as receiver:
@@ -81,12 +77,7 @@ def alerted(airflow_db: Path) -> tuple[Run, list[dict[str, Any]]]:
 def test_each_failed_try_and_the_failed_run_send_one_alert(alerted):
     run, messages = alerted
     assert run.states == STATES, run.output[-4000:]
-    assert titles(messages) == [
-        "DAG run failed: alerts_fixture",
-        "Task failed: alerts_fixture.always_fails",
-        "Task try failed, will retry: alerts_fixture.always_fails",
-        "Task try failed, will retry: alerts_fixture.fails_once",
-    ], run.output[-4000:]
+    assert titles(messages) == ALERT_TITLES, run.output[-4000:]
 
 
 def test_a_task_alert_names_the_dag_task_try_error_and_log(alerted):
@@ -130,7 +121,7 @@ def test_the_run_alert_makes_no_commit_inside_the_schedulers_critical_section(al
 
     run, _ = alerted
     with Receiver() as receiver, create_session() as session:
-        monkeypatch.setenv("AIRFLOW__ALERTS__WEBHOOK_URL", receiver.url)
+        monkeypatch.setenv(ALERTS_WEBHOOK_ENV, receiver.url)
         dag_run = session.query(DagRun).filter_by(dag_id=DAG_ID, run_id=run.run_id).one()
         with prohibit_commit(session) as guard:
             failure_alerts.on_dag_run_failed(dag_run, "task_failure")

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from include.plugins.task_termination import TaskTerminated, fail_on_sigterm
-from scripts.devstack.services import ROOT
+from scripts.paths import ROOT
 
 PLUGINS_FOLDER = ROOT / "include" / "plugins"
 

@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from scripts.devstack.services import free_port
+from scripts.paths import ROOT
+
 KIND = ROOT / "scripts" / "kind"
 
 
@@ -208,14 +210,6 @@ def stand_ins(tmp_path: Path) -> dict[str, str]:
         "AIRFLOW_PASSWORD": "stand-in",
         "REPOS": str(repos),
     }
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def calls(env: dict[str, str]) -> list[str]:

@@ -1,4 +1,5 @@
-"""scripts/kind_smoke.py against a stand-in Airflow REST API (HTTP on a free port) and a real Azurite.
+"""scripts/kind_smoke.py and its REST client (scripts/airflow_api.py) against a stand-in Airflow REST API (HTTP on a
+free port) and a real Azurite.
 
 The stand-in answers like Airflow 3's api-server: a JWT from POST /auth/token, 401 without it, the DAG unknown
 until "parsed", a run that is first running and then ends in the state the test chooses.
@@ -16,7 +17,7 @@ from urllib.parse import quote
 
 import pytest
 
-from scripts import kind_smoke
+from scripts import airflow_api, kind_smoke
 from scripts.devstack.services import Azurite
 
 DAG = "example_dataframe_pipeline"
@@ -118,7 +119,7 @@ def test_smoke_authenticates_triggers_waits_and_shows_the_runs_blobs(
 ) -> None:
     monkeypatch.setenv("AIRFLOW_USERNAME", "admin")
     monkeypatch.setenv("AIRFLOW_PASSWORD", "s3cret")
-    monkeypatch.setattr(kind_smoke.time, "sleep", lambda _: None)
+    monkeypatch.setattr(airflow_api.time, "sleep", lambda _: None)
     assert smoke(api, azurite_url) == 0
     out = capsys.readouterr().out
     assert api.calls[0] == ("POST", "/auth/token")
@@ -138,7 +139,7 @@ def test_a_failed_run_fails_the_smoke_test_with_the_run_id(
     api.final_state = "failed"
     monkeypatch.setenv("AIRFLOW_USERNAME", "admin")
     monkeypatch.setenv("AIRFLOW_PASSWORD", "s3cret")
-    monkeypatch.setattr(kind_smoke.time, "sleep", lambda _: None)
+    monkeypatch.setattr(airflow_api.time, "sleep", lambda _: None)
     assert smoke(api, azurite_url) == 1
     assert f"run {RUN_ID} of {DAG} ended failed" in capsys.readouterr().err
 
@@ -150,6 +151,17 @@ def test_wrong_password_is_reported_with_the_endpoint(
     monkeypatch.setenv("AIRFLOW_PASSWORD", "wrong")
     assert smoke(api, "http://127.0.0.1:9") == 1
     assert f"POST {api.url}/auth/token answered 401" in capsys.readouterr().err
+
+
+def test_the_client_tells_a_404_from_other_failures(api: type[FakeAirflow]) -> None:
+    client = airflow_api.Api(api.url)
+    with pytest.raises(airflow_api.ApiError, match=f"GET {api.url}/api/v2/dags/{DAG} answered 401") as failure:
+        client.call("GET", f"/api/v2/dags/{DAG}")
+    assert not isinstance(failure.value, airflow_api.NotFound)
+    client.authenticate("admin", "s3cret")
+    with pytest.raises(airflow_api.NotFound, match="/api/v2/variables/unset answered 404"):
+        client.call("GET", "/api/v2/variables/unset")
+    assert not client.exists("/api/v2/variables/unset")
 
 
 def test_login_is_read_from_the_charts_passwords_secret() -> None:

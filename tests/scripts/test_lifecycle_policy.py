@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from include.azblob_xcom_backend import XComIds
-from scripts.devstack.services import ROOT
 from scripts.lifecycle_policy import policy, rendered
+from scripts.paths import ROOT
 
 SCRIPT = ROOT / "scripts" / "lifecycle_policy.py"
 AKS = ROOT / "config" / "profiles" / "aks-example.yaml"

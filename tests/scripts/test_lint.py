@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from scripts.paths import ROOT
+
 BIN = ROOT / ".venv" / "bin"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from scripts.devstack import stack
-from scripts.devstack.services import ROOT
+from scripts.paths import ROOT
 
 # Every key allowed to differ, and why. Anything else that differs is a second source of truth creeping in.
 MAY_DIFFER = {

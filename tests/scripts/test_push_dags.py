@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from scripts.paths import ROOT
+
 PUSH = ROOT / "scripts" / "push-dags"
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scripts.devstack.services import ROOT
+from scripts.paths import ROOT
 
 
 def test_the_cluster_modules_run_the_lifecycle_first_and_the_uninstall_last():

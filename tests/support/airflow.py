@@ -1,4 +1,4 @@
-"""Helpers for running real Airflow from tests: the CLI of this venv and connection values."""
+"""Helpers for running real Airflow from tests: the CLI of this venv, connection values, the metadata DB's rows."""
 
 from __future__ import annotations
 
@@ -8,10 +8,21 @@ from pathlib import Path
 
 from scripts.devstack.services import wasb_connection
 
-__all__ = ["AIRFLOW_BIN", "XCOM_BACKEND", "dags_test", "task_instances", "wasb_connection", "xcom_rows"]
+__all__ = [
+    "AIRFLOW_BIN",
+    "DB_CLEAN_AGE_COLUMNS",
+    "XCOM_BACKEND",
+    "dags_test",
+    "task_instances",
+    "wasb_connection",
+    "xcom_rows",
+]
 
 AIRFLOW_BIN = Path(sys.executable).parent / "airflow"
 XCOM_BACKEND = "include.azblob_xcom_backend.WasbXComBackend"
+# The column `airflow db clean` dates each table's rows by (recency_column_name in airflow/utils/db_cleanup.py):
+# a test that moves a run back in time for the cleanup changes these.
+DB_CLEAN_AGE_COLUMNS = {"dag_run": "start_date", "task_instance": "start_date", "xcom": "timestamp"}
 
 
 def dags_test(dag_id: str, dags_folder: Path, env: dict[str, str], *, timeout: float = 600) -> str:

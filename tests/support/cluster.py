@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scripts.devcluster.cluster import BIN, CONTEXT, PATHS, RUN_DIR
-from scripts.devstack.services import ROOT, free_port
+from scripts.devcluster.cluster import CONTEXT, PATHS, RUN_DIR
+from scripts.devstack.services import free_port
+from scripts.paths import CLUSTER_BIN, ROOT
 from tests.support.helm import helm_binary
 
 NAMESPACE = "airflow"
@@ -43,12 +44,12 @@ class LocalCluster:
     def env(self) -> dict[str, str]:
         import os
 
-        return {**os.environ, "KUBECONFIG": str(self.kubeconfig), "KUBECTL": str(BIN / "kubectl")}
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig), "KUBECTL": str(CLUSTER_BIN / "kubectl")}
 
     def kubectl(
         self, *args: str, check: bool = True, timeout: float = 120, input: str | None = None
     ) -> subprocess.CompletedProcess:
-        argv = [str(BIN / "kubectl"), "--kubeconfig", str(self.kubeconfig), "--namespace", NAMESPACE, *args]
+        argv = [str(CLUSTER_BIN / "kubectl"), "--kubeconfig", str(self.kubeconfig), "--namespace", NAMESPACE, *args]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, input=input)
         if check and done.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {done.stderr}")
@@ -75,7 +76,7 @@ class LocalCluster:
     def follow_logs(self, pod: str, into: Path) -> Iterator[Callable[[float], str]]:
         """``kubectl logs --follow`` of the pod's main container into a file, from now until the container ends;
         yields ``ended(timeout) -> output``, which waits (bounded) for that end."""
-        argv = [str(BIN / "kubectl"), "--kubeconfig", str(self.kubeconfig), "--namespace", NAMESPACE]
+        argv = [str(CLUSTER_BIN / "kubectl"), "--kubeconfig", str(self.kubeconfig), "--namespace", NAMESPACE]
         with into.open("wb") as sink:
             process = subprocess.Popen([*argv, "logs", "--follow", f"pod/{pod}"], stdout=sink, stderr=sink)
 
@@ -97,7 +98,7 @@ class LocalCluster:
     def port_forward(self, service: str, port: int) -> Iterator[int]:
         """``kubectl port-forward svc/<service>`` on a free local port; yields that port once it accepts."""
         local = free_port()
-        argv = [str(BIN / "kubectl"), "--kubeconfig", str(self.kubeconfig), "--namespace", NAMESPACE]
+        argv = [str(CLUSTER_BIN / "kubectl"), "--kubeconfig", str(self.kubeconfig), "--namespace", NAMESPACE]
         process = subprocess.Popen(
             [*argv, "port-forward", f"svc/{service}", f"{local}:{port}"],
             stdout=subprocess.DEVNULL,
@@ -143,7 +144,7 @@ def cluster_processes() -> set[str]:
 
     Zombies do not count: this VM's PID 1 does not reap orphans, so a stopped daemon may linger as <defunct>.
     """
-    markers = (str(PATHS.state), str(RUN_DIR), str(BIN))
+    markers = (str(PATHS.state), str(RUN_DIR), str(CLUSTER_BIN))
     found = set()
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():

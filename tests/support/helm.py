@@ -2,12 +2,13 @@
 
 ``render(values, set_values)`` runs ``helm template`` (no cluster needed) and returns a :class:`Manifest`, the
 rendered objects indexed by kind and name with jmespath helpers. Renders are cached per values combination, so a
-test session renders each combination once. helm is the repository's pinned build (``.tools/bin/helm``); when it
-is missing, ``scripts/bootstrap helm`` builds it from the Go module proxy.
+test session renders each combination once. helm is the repository's pinned build (``.tools/bin/helm``), run
+through scripts/chart.py; when it is missing, ``scripts/bootstrap helm`` builds it from the Go module proxy.
 """
 
 from __future__ import annotations
 
+import configparser
 import functools
 import json
 import shutil
@@ -21,24 +22,15 @@ from typing import Any
 import jmespath
 import yaml
 
-from scripts.devstack.services import ROOT
-from scripts.devstack.stack import HELM  # the pinned build scripts/bootstrap installs
+from scripts import chart
+from scripts.chart import CHART, RELEASE, HelmError
+from scripts.paths import HELM, ROOT
 
-CHART = ROOT / "chart"
 PROFILES = ROOT / "config" / "profiles"
-RELEASE = "airflow"
 NAMESPACE = "airflow"
 FULLNAME = "airflow-airflow-azblob"
 # The Kubernetes version every render targets and every object is validated against (the chart's minimum).
 KUBE_VERSION = "1.30.0"
-
-
-class HelmError(Exception):
-    """helm exited non-zero; ``stderr`` holds its message (a chart ``fail`` ends up here)."""
-
-    def __init__(self, args: list[str], stderr: str) -> None:
-        super().__init__(f"helm {' '.join(args)} failed:\n{stderr}")
-        self.stderr = stderr
 
 
 def helm_binary() -> Path:
@@ -49,10 +41,8 @@ def helm_binary() -> Path:
 
 
 def run_helm(*args: str) -> str:
-    proc = subprocess.run([str(helm_binary()), *args], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise HelmError(list(args), proc.stderr)
-    return proc.stdout
+    helm_binary()
+    return chart.run_helm(*args)
 
 
 def _set_args(set_values: Mapping[str, Any]) -> list[str]:
@@ -115,12 +105,18 @@ class Manifest:
     def airflow_cfg(self) -> str:
         return self.get("ConfigMap", "config")["data"]["airflow.cfg"]
 
+    def airflow_config(self) -> configparser.ConfigParser:
+        """airflow.cfg parsed (interpolation off, as Airflow reads it)."""
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read_string(self.airflow_cfg())
+        return parser
+
     def worker_pod_template(self) -> dict[str, Any]:
         return yaml.safe_load(self.get("ConfigMap", "pod-template")["data"]["pod_template_file.yaml"])
 
 
 def parse(text: str) -> Manifest:
-    return Manifest([doc for doc in yaml.safe_load_all(text) if doc])
+    return Manifest(chart.objects(text))
 
 
 def _freeze(set_values: Mapping[str, Any] | None) -> str:
@@ -137,8 +133,10 @@ def profile_args(profile: str | tuple[str, ...] | None) -> list[str]:
 
 
 @functools.cache
-def _render_cached(profile: tuple[str, ...], frozen: str, show_only: str | None) -> str:
-    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION]
+def _render_cached(
+    profile: tuple[str, ...], frozen: str, show_only: str | None, kube_version: str = KUBE_VERSION
+) -> str:
+    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--kube-version", kube_version]
     args += profile_args(profile)
     args += _set_args(json.loads(frozen))
     if show_only:
@@ -151,9 +149,11 @@ def render(
     *,
     profile: str | tuple[str, ...] | None = None,
     show_only: str | None = None,
+    kube_version: str = KUBE_VERSION,
 ) -> Manifest:
-    """Render the chart (optionally over profiles of config/profiles/) with ``--set-json`` overrides."""
-    return parse(_render_cached(_profiles(profile), _freeze(set_values), show_only))
+    """Render the chart (optionally over profiles of config/profiles/) with ``--set-json`` overrides, for the
+    Kubernetes ``kube_version`` (default: the chart's minimum)."""
+    return parse(_render_cached(_profiles(profile), _freeze(set_values), show_only, kube_version))
 
 
 def render_fresh(set_values: Mapping[str, Any] | None = None, *, profile: str | None = None) -> str:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts.devcluster.cluster import BIN, TOOLS
+from scripts.devcluster.cluster import TOOLS
+from scripts.paths import CLUSTER_BIN
 
 
 def in_ci() -> bool:
@@ -24,7 +25,7 @@ def missing_capability() -> str | None:
     """Why images and the local cluster cannot run here, or None when they can."""
     if os.geteuid() != 0 or not Path("/etc/debian_version").exists():
         return "images and the local cluster need root on Debian (elsewhere: make kind-up)"
-    missing = [tool for tool in TOOLS if not (BIN / tool).exists()]
+    missing = [tool for tool in TOOLS if not (CLUSTER_BIN / tool).exists()]
     missing += [cmd for cmd in ("dockerd", "containerd", "etcd", "debootstrap", "iptables") if not shutil.which(cmd)]
     if missing:
         return f"{', '.join(missing)} not installed: run `make install` as root (scripts/bootstrap cluster)"

@@ -15,6 +15,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+def titles(messages: list[dict[str, Any]]) -> list[str]:
+    """The first lines of the alert messages received (Slack's ``text``), sorted."""
+    return sorted(message["text"].splitlines()[0] for message in messages)
+
+
 class RecordingServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], status: int = 200, delay: float = 0.0) -> None:
         super().__init__(address, Handler)

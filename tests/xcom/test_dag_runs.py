@@ -17,7 +17,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from include.azblob_xcom_backend import metadata_ids, parse_uri
-from scripts.devstack.services import ROOT
+from scripts.paths import ROOT
 from tests.support.airflow import dags_test, wasb_connection, xcom_rows
 
 DAG_ID = "xcom_blob_contract"

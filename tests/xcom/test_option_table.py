@@ -9,7 +9,7 @@ import re
 import yaml
 
 from include.azblob_xcom_backend import BackendConfig
-from scripts.devstack.services import ROOT
+from scripts.paths import ROOT
 
 DOC = ROOT / "docs" / "xcom-backend.md"
 # The chart's value for each option ([azblob_xcom] conn_id is the Azure connection every Blob user shares).

@@ -1,5 +1,5 @@
-"""Test DAG for tests/plugins/test_failure_alerts.py: one task that fails both of its tries, one whose first try
-fails and whose retry succeeds, one that succeeds. The run ends failed."""
+"""Test DAG for tests/plugins/test_failure_alerts.py and tests/cluster/test_failure_alerting.py: one task that fails
+both of its tries, one whose first try fails and whose retry succeeds, one that succeeds. The run ends failed."""
 
 from __future__ import annotations
 
@@ -8,6 +8,15 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import dag, get_current_context, task
 
 ERROR = "no rows in <input> & nothing to load"
+# What each task ends as, alerts or no alerts.
+STATES = {"always_fails": "failed", "fails_once": "success", "succeeds": "success"}
+# The titles of the alerts a run sends with the default settings (on_retry on), sorted.
+ALERT_TITLES = [
+    "DAG run failed: alerts_fixture",
+    "Task failed: alerts_fixture.always_fails",
+    "Task try failed, will retry: alerts_fixture.always_fails",
+    "Task try failed, will retry: alerts_fixture.fails_once",
+]
 
 
 @dag(
