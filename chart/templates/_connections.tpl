@@ -3,7 +3,7 @@ The Airflow connections the chart gives its pods: the Azure Blob connection (Azu
 and the kubernetes_default connection of workers.podOperator.
 */}}
 
-{{/* ------------------------------------------------------------------------------- Azure connection */}}
+{{/* ------------------------------------------------------------------------------ Azure connection */}}
 
 {{- define "airflow-azblob.azureConnectionSecretName" -}}
 {{- if and (not .Values.azurite.enabled) .Values.azure.connection.existingSecret -}}
@@ -43,7 +43,7 @@ and the kubernetes_default connection of workers.podOperator.
 {{- .Values.logs.remote.connectionId | default .Values.azure.connection.id -}}
 {{- end -}}
 
-{{/* ------------------------------------------------------------------------------ pod operator */}}
+{{/* ---------------------------------------------------------------------------------- pod operator */}}
 
 {{/* The kubernetes_default connection of workers.podOperator: in-cluster, the step pods' namespace, and the XCom
 sidecar's image and security context (the chart's own restricted one). */}}

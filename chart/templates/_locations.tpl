@@ -45,7 +45,7 @@ gitSync: <root>/<link>/<subPath>; image and gitBundle: the image's folder (GitDa
 {{- end -}}
 {{- end -}}
 
-{{/* -------------------------------------------------------------------------------------- endpoints */}}
+{{/* ------------------------------------------------------------------------------------- endpoints */}}
 
 {{/* The log server a component runs for the api-server, as (dict "port" ...), or nothing: the triggerer always
 (its triggers' logs), the scheduler with the LocalExecutor (its tasks' logs). The port is airflow.cfg's own setting.

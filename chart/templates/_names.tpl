@@ -74,7 +74,7 @@ azure.workload.identity/use: "true"
 {{- end -}}
 
 
-{{/* --------------------------------------------------------------------------------- ServiceAccounts */}}
+{{/* ------------------------------------------------------------------------------- ServiceAccounts */}}
 
 {{/* Call with (dict "root" $ "component" "scheduler" "values" .Values.scheduler). */}}
 {{- define "airflow-azblob.serviceAccountName" -}}

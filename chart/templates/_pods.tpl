@@ -3,7 +3,7 @@ Building blocks of every Airflow pod: what a component needs, security contexts,
 git-sync container, the wait for migrations, and the checksum annotations that roll pods on a change.
 */}}
 
-{{/* -------------------------------------------------------------------- what a component needs */}}
+{{/* ------------------------------------------------------------------------ what a component needs */}}
 
 {{/* Does this component need the DAG files on disk (git-sync sidecar)? Call with (dict "root" $ "component" ...). */}}
 {{- define "airflow-azblob.needsDags" -}}
@@ -16,7 +16,7 @@ git-sync container, the wait for migrations, and the checksum annotations that r
 {{- if or (eq .component "worker") (and (eq .component "scheduler") (eq .root.Values.executor "LocalExecutor")) -}}true{{- end -}}
 {{- end -}}
 
-{{/* ------------------------------------------------------------------------------- pod building blocks */}}
+{{/* --------------------------------------------------------------------------- pod building blocks */}}
 
 {{- define "airflow-azblob.podSecurityContext" -}}
 runAsNonRoot: true

@@ -49,7 +49,7 @@ one otherwise. Call with (dict "root" $ "name" <secret name> "key" <data key> "v
 {{- end -}}
 {{- end -}}
 
-{{/* ---------------------------------------------------------------------------- checksum input */}}
+{{/* -------------------------------------------------------------------------------- checksum input */}}
 
 {{/*
 What decides the content of the Secrets the chart generates (which Secret, which key, which users, which DB URL),
