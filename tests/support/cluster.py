@@ -127,13 +127,17 @@ def _run(*argv: str) -> str:
 
 
 COUNTERS = re.compile(r" \[\d+:\d+\]$")
+BUILT_IN_ACCEPT = re.compile(r"^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) ACCEPT( \[\d+:\d+\])?$")
 
 
 def _iptables_rules() -> set[str]:
+    """The rules, chains of their own and changed policies of every table. Not a table's header nor a built-in chain
+    still on ACCEPT: the kernel creates those when a table is first used (a fresh machine's first cluster touches
+    ip6tables for the first time) and keeps them, empty, for good."""
     rules = set()
     for tool in ("iptables-save", "ip6tables-save"):
         for line in _run(tool).splitlines():
-            if line.startswith(("#", "COMMIT")):
+            if line.startswith(("#", "COMMIT", "*")) or BUILT_IN_ACCEPT.match(line):
                 continue
             rules.add(f"{tool} {COUNTERS.sub('', line)}")
     return rules
