@@ -45,12 +45,13 @@ and the kubernetes_default connection of workers.podOperator.
 
 {{/* ---------------------------------------------------------------------------------- pod operator */}}
 
-{{/* The kubernetes_default connection of workers.podOperator: in-cluster, the step pods' namespace, and the XCom
-sidecar's image and security context (the chart's own restricted one). */}}
+{{/* The namespace workers.podOperator's step pods run in (and its Role is made in). */}}
 {{- define "airflow-azblob.podOperatorNamespace" -}}
 {{- .Values.workers.podOperator.namespace | default .Release.Namespace -}}
 {{- end -}}
 
+{{/* The kubernetes_default connection of workers.podOperator: in-cluster, the step pods' namespace, and the XCom
+sidecar's image and security context (the chart's own restricted one). */}}
 {{- define "airflow-azblob.podOperatorConnection" -}}
 {{- $p := .Values.workers.podOperator -}}
 {{- $extra := dict

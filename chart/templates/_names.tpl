@@ -73,7 +73,6 @@ azure.workload.identity/use: "true"
 {{- include "airflow-azblob.image" .Values.images.airflow -}}
 {{- end -}}
 
-
 {{/* ------------------------------------------------------------------------------- ServiceAccounts */}}
 
 {{/* Call with (dict "root" $ "component" "scheduler" "values" .Values.scheduler). */}}

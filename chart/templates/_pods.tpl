@@ -36,7 +36,8 @@ capabilities:
 
 {{/*
 Environment of an Airflow container. Call with (dict "root" $ "component" <name>).
-Components: api-server, scheduler, dag-processor, triggerer, worker, db-migrate, db-cleanup, job (containers, tests).
+Components: api-server, scheduler, dag-processor, triggerer, worker, db-migrate, db-cleanup, create-containers, and
+the helm tests' env profiles.
 */}}
 {{- define "airflow-azblob.airflowEnv" -}}
 {{- $root := .root -}}

@@ -7,8 +7,8 @@ an ingress NetworkPolicy and a Role bound to a ServiceAccount.
 Deployment of a long-running Airflow component (api-server, scheduler, dag-processor, triggerer).
 Call with (dict "root" $ "component" <name> "values" <component values> "args" <list>) and either "jobType" <airflow
 job type> (liveness: `airflow jobs check`) or "probes" <YAML of the container's probes>. Optional: "ports" <list of
-container ports> (default: the component's log server, if it runs one) and "initContainers" <YAML list> (run after
-the wait for migrations).
+container ports> (instead of the log server port the component runs, if any: give it too when passing ports to a
+component that runs one) and "initContainers" <YAML list> (run after the wait for migrations).
 */}}
 {{- define "airflow-azblob.componentDeployment" -}}
 {{- $root := .root -}}
@@ -74,7 +74,7 @@ spec:
           {{- else }}
           livenessProbe:
             exec:
-              command: ["airflow", "jobs", "check", "--job-type", {{ .jobType | quote }}, "--local"]
+              command: ["airflow", "jobs", "check", "--job-type", {{ required "componentDeployment needs jobType or probes" .jobType | quote }}, "--local"]
             initialDelaySeconds: 60
             periodSeconds: 60
             timeoutSeconds: 45
@@ -108,7 +108,7 @@ spec:
 {{- end -}}
 
 {{/*
-A Job that runs once per release revision (db-migrate, create-containers): named <component>-<revision>, so every
+A Job that runs once per release revision (db-migrate, create-containers): named <fullname>-<component>-<revision>, so every
 upgrade runs it with the new image and an old Job never blocks an upgrade with its immutable spec.
 Call with (dict "root" $ "component" <name> "args" <list>) and optionally "env" <list of extra variables>.
 */}}
@@ -207,7 +207,8 @@ spec:
 
 {{/*
 The head of an ingress NetworkPolicy for one component's pods, up to `policyTypes`: the caller writes `ingress:`
-after it (egress stays open). Call with (dict "root" $ "component" <name>).
+after it. The chart's policies restrict ingress only: egress stays open (DNS, the Kubernetes API, Git hosts and Azure
+endpoints vary per cluster). Call with (dict "root" $ "component" <name>).
 */}}
 {{- define "airflow-azblob.networkPolicy" -}}
 {{- $ctx := dict "root" .root "component" .component -}}

@@ -37,7 +37,7 @@ def test_notes_follow_a_base_url_sub_path() -> None:
 
 
 def _resolved(sub: dict, root: dict) -> dict:
-    """A subschema with its `$ref` (a #/$defs/... pointer) followed; the keys beside the `$ref` win (a description)."""
+    """A subschema with its `$ref` (a #/definitions/... pointer) followed; the keys beside the `$ref` win."""
     if "$ref" not in sub:
         return sub
     target = root
