@@ -8,7 +8,6 @@ and be 24 hours long except on the DST change days of a zone that has them (23 a
 
 from __future__ import annotations
 
-import configparser
 import json
 import os
 import subprocess
@@ -45,9 +44,7 @@ print(json.dumps({"zone": dag.timezone.name, "runs": runs}))
 
 def default_timezone_of(zone: str) -> str:
     """[core] default_timezone of the airflow.cfg the chart renders for ``timezone=zone``."""
-    cfg = configparser.ConfigParser(interpolation=None)
-    cfg.read_string(render({"timezone": zone}).airflow_cfg())
-    return cfg["core"]["default_timezone"]
+    return render({"timezone": zone}).airflow_config()["core"]["default_timezone"]
 
 
 def scheduled_runs(default_timezone: str, tmp_path) -> dict:

@@ -106,10 +106,8 @@ class Manifest:
         return self.get("ConfigMap", "config")["data"]["airflow.cfg"]
 
     def airflow_config(self) -> configparser.ConfigParser:
-        """airflow.cfg parsed (interpolation off, as Airflow reads it)."""
-        parser = configparser.ConfigParser(interpolation=None)
-        parser.read_string(self.airflow_cfg())
-        return parser
+        """airflow.cfg parsed (interpolation off, as Airflow reads it), through scripts/chart.py's one parser."""
+        return chart.airflow_cfg(self.objects)
 
     def worker_pod_template(self) -> dict[str, Any]:
         return yaml.safe_load(self.get("ConfigMap", "pod-template")["data"]["pod_template_file.yaml"])
