@@ -1,5 +1,5 @@
 {{/*
-airflow.cfg: the keys the chart computes from values, the ones it refuses in config:, and the rendered file.
+airflow.cfg: the one table of the keys the chart owns, the rendered file, and one value's formatting.
 */}}
 
 {{/* [core] xcom_backend: the backend baked into the image, or Airflow's own when xcom.enabled is false. */}}
@@ -7,92 +7,72 @@ airflow.cfg: the keys the chart computes from values, the ones it refuses in con
 {{- ternary "include.azblob_xcom_backend.WasbXComBackend" "airflow.sdk.bases.xcom.BaseXCom" .Values.xcom.enabled -}}
 {{- end -}}
 
-{{/* Keys the chart computes, each with the value a user sets instead. */}}
-{{- define "airflow-azblob.chartOwnedConfig" -}}
+{{/*
+Every airflow.cfg key the chart owns, as section -> key -> {set, when, value} or {set, env}:
+  set    the value a user sets instead (a key of this table in `config:` fails at render, naming it);
+  when   whether these values render the key into airflow.cfg (with `value`); a key that is not rendered is still
+         owned: setting it in `config:` would contradict the value that switched it off;
+  env    the key reaches the pods as this environment variable from a Secret, never through the ConfigMap.
+Adding a computed key means one line here: the render and the refusal both read it (tests/chart walks every key).
+*/}}
+{{- define "airflow-azblob.ownedConfig" -}}
+{{- $v := .Values -}}
+{{- $xcom := $v.xcom.enabled -}}
+{{- $remote := $v.logs.remote.enabled -}}
+{{- $kube := eq $v.executor "KubernetesExecutor" -}}
+{{- $bundle := eq $v.dags.mode "gitBundle" -}}
 core:
-  executor: executor
-  dags_folder: dags.mode and dags.gitSync.subPath
-  plugins_folder: the image (add plugins to include/plugins)
-  execution_api_server_url: apiServer.internalUrl (or [api] base_url for a sub-path)
-  xcom_backend: xcom.enabled
-  simple_auth_manager_users: auth.users
-  simple_auth_manager_passwords_file: auth.existingSecret
-  fernet_key: secrets.fernetKey.existingSecret
-  default_timezone: timezone
+  executor: {set: executor, when: true, value: {{ toJson $v.executor }}}
+  dags_folder: {set: dags.mode and dags.gitSync.subPath, when: true, value: {{ include "airflow-azblob.dagsFolder" . | toJson }}}
+  plugins_folder: {set: the image (add plugins to include/plugins), when: true, value: {{ include "airflow-azblob.pluginsFolder" . | toJson }}}
+  execution_api_server_url: {set: "apiServer.internalUrl (or [api] base_url for a sub-path)", when: true, value: {{ include "airflow-azblob.executionApiUrl" . | toJson }}}
+  xcom_backend: {set: xcom.enabled, when: true, value: {{ include "airflow-azblob.xcomBackend" . | toJson }}}
+  simple_auth_manager_users: {set: auth.users, when: true, value: {{ join "," $v.auth.users | toJson }}}
+  simple_auth_manager_passwords_file: {set: auth.existingSecret, when: true, value: {{ printf "%s/passwords.json" (include "airflow-azblob.authDir" .) | toJson }}}
+  default_timezone: {set: timezone, when: true, value: {{ toJson $v.timezone }}}
+  fernet_key: {set: secrets.fernetKey.existingSecret, env: AIRFLOW__CORE__FERNET_KEY}
 azblob_xcom:
-  conn_id: azure.connection.id
-  container: xcom.container
+  conn_id: {set: azure.connection.id, when: {{ $xcom }}, value: {{ toJson $v.azure.connection.id }}}
+  container: {set: xcom.container, when: {{ $xcom }}, value: {{ toJson $v.xcom.container }}}
+  prefix: {set: xcom.prefix, when: {{ $xcom }}, value: {{ toJson $v.xcom.prefix }}}
+  threshold: {set: xcom.threshold, when: {{ $xcom }}, value: {{ toJson $v.xcom.threshold }}}
+  compression: {set: xcom.compression, when: {{ $xcom }}, value: {{ toJson $v.xcom.compression }}}
+  max_concurrency: {set: xcom.maxConcurrency, when: {{ $xcom }}, value: {{ toJson $v.xcom.maxConcurrency }}}
+  retries: {set: xcom.retries, when: {{ $xcom }}, value: {{ toJson $v.xcom.retries }}}
 logging:
-  remote_logging: logs.remote.enabled
-  remote_base_log_folder: logs.remote.prefix
-  remote_log_conn_id: logs.remote.connectionId
+  base_log_folder: {set: "logs.remote.* (locally, every pod writes to an emptyDir at the image's log folder)", when: true, value: {{ include "airflow-azblob.logsFolder" . | toJson }}}
+  remote_logging: {set: logs.remote.enabled, when: true, value: {{ $remote }}}
+  remote_base_log_folder: {set: logs.remote.prefix, when: {{ $remote }}, value: {{ printf "wasb://%s" (trimAll "/" $v.logs.remote.prefix) | toJson }}}
+  remote_log_conn_id: {set: logs.remote.connectionId, when: {{ $remote }}, value: {{ include "airflow-azblob.logsConnectionId" . | toJson }}}
 azure_remote_logging:
-  remote_wasb_log_container: logs.remote.container
+  remote_wasb_log_container: {set: logs.remote.container, when: {{ $remote }}, value: {{ toJson $v.logs.remote.container }}}
 kubernetes_executor:
-  pod_template_file: workers.*
-  namespace: the release namespace
+  pod_template_file: {set: "workers.*", when: {{ $kube }}, value: {{ printf "%s/pod_template_file.yaml" (include "airflow-azblob.podTemplateDir" .) | toJson }}}
+  namespace: {set: "the release namespace (helm --namespace)", when: {{ $kube }}, value: {{ toJson .Release.Namespace }}}
+  worker_container_repository: {set: images.airflow.repository, when: {{ $kube }}, value: {{ toJson $v.images.airflow.repository }}}
+  worker_container_tag: {set: images.airflow.tag, when: {{ $kube }}, value: {{ toString $v.images.airflow.tag | toJson }}}
 api:
-  secret_key: secrets.apiSecretKey.existingSecret
+  secret_key: {set: secrets.apiSecretKey.existingSecret, env: AIRFLOW__API__SECRET_KEY}
 api_auth:
-  jwt_secret: secrets.jwtSecret.existingSecret
+  jwt_secret: {set: secrets.jwtSecret.existingSecret, env: AIRFLOW__API_AUTH__JWT_SECRET}
 database:
-  sql_alchemy_conn: database.existingSecret
-  sql_alchemy_conn_async: database.existingSecretAsyncKey
+  sql_alchemy_conn: {set: database.existingSecret, env: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN}
+  sql_alchemy_conn_async: {set: database.existingSecretAsyncKey, env: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC}
 dag_processor:
-  dag_bundle_config_list: dags.mode gitBundle and dags.gitBundle.*
+  dag_bundle_config_list: {set: "dags.mode gitBundle and dags.gitBundle.*", when: {{ $bundle }}, value: {{ include "airflow-azblob.gitBundleConfig" . | toJson }}}
 alerts:
-  webhook_url: alerts.webhook.existingSecret (a Secret, never a ConfigMap)
-  on_retry: alerts.onRetry
-  timeout: alerts.timeoutSeconds
+  webhook_url: {set: "alerts.webhook.existingSecret (a Secret, never a ConfigMap)", env: AIRFLOW__ALERTS__WEBHOOK_URL}
+  on_retry: {set: alerts.onRetry, when: true, value: {{ $v.alerts.onRetry }}}
+  timeout: {set: alerts.timeoutSeconds, when: true, value: {{ toJson $v.alerts.timeoutSeconds }}}
 {{- end -}}
 
-{{/* The settings the chart computes from values (section -> key -> value). */}}
-{{- define "airflow-azblob.computedConfig" -}}
-{{- $v := .Values -}}
-{{- $core := dict
-  "executor" $v.executor
-  "dags_folder" (include "airflow-azblob.dagsFolder" .)
-  "plugins_folder" (include "airflow-azblob.pluginsFolder" .)
-  "execution_api_server_url" (include "airflow-azblob.executionApiUrl" .)
-  "simple_auth_manager_users" (join "," $v.auth.users)
-  "simple_auth_manager_passwords_file" (printf "%s/passwords.json" (include "airflow-azblob.authDir" .))
-  "default_timezone" $v.timezone
--}}
-{{- $_ := set $core "xcom_backend" (include "airflow-azblob.xcomBackend" .) -}}
-{{- $cfg := dict "core" $core "alerts" (dict "on_retry" $v.alerts.onRetry "timeout" $v.alerts.timeoutSeconds) -}}
-{{- if $v.xcom.enabled -}}
-{{- $_ := set $cfg "azblob_xcom" (dict
-  "conn_id" $v.azure.connection.id
-  "container" $v.xcom.container
-  "prefix" $v.xcom.prefix
-  "threshold" $v.xcom.threshold
-  "compression" $v.xcom.compression
-  "max_concurrency" $v.xcom.maxConcurrency
-  "retries" $v.xcom.retries) -}}
-{{- end -}}
-{{- $logging := dict "base_log_folder" (include "airflow-azblob.logsFolder" .) "remote_logging" $v.logs.remote.enabled -}}
-{{- if $v.logs.remote.enabled -}}
-{{- $_ := set $logging "remote_base_log_folder" (printf "wasb://%s" (trimAll "/" $v.logs.remote.prefix)) -}}
-{{- $_ := set $logging "remote_log_conn_id" (include "airflow-azblob.logsConnectionId" .) -}}
-{{- $_ := set $cfg "azure_remote_logging" (dict "remote_wasb_log_container" $v.logs.remote.container) -}}
-{{- end -}}
-{{- $_ := set $cfg "logging" $logging -}}
-{{- if eq $v.executor "KubernetesExecutor" -}}
-{{- $_ := set $cfg "kubernetes_executor" (dict
-  "pod_template_file" (printf "%s/pod_template_file.yaml" (include "airflow-azblob.podTemplateDir" .))
-  "namespace" .Release.Namespace
-  "worker_container_repository" $v.images.airflow.repository
-  "worker_container_tag" (toString $v.images.airflow.tag)) -}}
-{{- end -}}
-{{- if eq $v.dags.mode "gitBundle" -}}
-{{- $g := $v.dags.gitBundle -}}
+{{/* [dag_processor] dag_bundle_config_list of dags.mode gitBundle: one GitDagBundle named dags, as JSON. */}}
+{{- define "airflow-azblob.gitBundleConfig" -}}
+{{- $g := .Values.dags.gitBundle -}}
 {{- $kwargs := dict "repo_url" $g.repoUrl "tracking_ref" $g.trackingRef "refresh_interval" (int $g.refreshInterval) -}}
 {{- with $g.subdir }}{{ $_ := set $kwargs "subdir" . }}{{ end -}}
 {{- with $g.connectionId }}{{ $_ := set $kwargs "git_conn_id" . }}{{ end -}}
-{{- $bundle := dict "name" "dags" "classpath" "airflow.providers.git.bundles.git.GitDagBundle" "kwargs" $kwargs -}}
-{{- $_ := set $cfg "dag_processor" (dict "dag_bundle_config_list" (list $bundle | toJson)) -}}
-{{- end -}}
-{{- toYaml $cfg -}}
+{{- list (dict "name" "dags" "classpath" "airflow.providers.git.bundles.git.GitDagBundle" "kwargs" $kwargs) | toJson -}}
 {{- end -}}
 
 {{/* One airflow.cfg value: booleans as True/False, whole numbers without an exponent. */}}
@@ -103,11 +83,16 @@ alerts:
 {{- end -}}
 {{- end -}}
 
-{{/* airflow.cfg: the config: values with the computed settings on top, sections and keys sorted. */}}
+{{/* airflow.cfg: the config: values plus the owned keys these values render, sections and keys sorted. A config:
+key the chart owns never gets here: airflow-azblob.validate refuses it first. */}}
 {{- define "airflow-azblob.airflowConfig" -}}
 {{- $cfg := deepCopy (.Values.config | default dict) -}}
-{{- range $section, $keys := (include "airflow-azblob.computedConfig" . | fromYaml) -}}
-{{- $_ := set $cfg $section (merge $keys (get $cfg $section | default dict)) -}}
+{{- range $section, $keys := (include "airflow-azblob.ownedConfig" . | fromYaml) -}}
+{{- range $key, $owned := $keys -}}
+{{- if $owned.when -}}
+{{- $_ := set $cfg $section (set (get $cfg $section | default dict) $key $owned.value) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- range $i, $section := keys $cfg | sortAlpha }}
 {{- if $i }}{{ "\n\n" }}{{ end -}}

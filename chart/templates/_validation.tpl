@@ -62,12 +62,11 @@ Validation of values that the schema cannot express (combinations of values).
 {{- if and (not $v.auth.existingSecret) (not $v.auth.users) -}}
 {{- fail "auth.users is empty: set auth.users to at least one user:role pair (e.g. admin:admin)." -}}
 {{- end -}}
-{{- $owned := include "airflow-azblob.chartOwnedConfig" . | fromYaml -}}
+{{- $owned := include "airflow-azblob.ownedConfig" . | fromYaml -}}
 {{- range $section, $keys := ($v.config | default dict) -}}
 {{- range $key, $_ := ($keys | default dict) -}}
-{{- $instead := dig $section $key "" $owned -}}
-{{- if $instead -}}
-{{- fail (printf "config.%s.%s is computed by the chart: remove it from config and set %s instead." $section $key $instead) -}}
+{{- with dig $section $key "" $owned -}}
+{{- fail (printf "config.%s.%s is computed by the chart: remove it from config and set %s instead." $section $key .set) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}

@@ -169,24 +169,38 @@ def render_error(set_values: Mapping[str, Any] | None = None, *, profile: str | 
 
 
 @functools.cache
-def _notes_chart() -> Path:
-    """A copy of the chart whose NOTES.txt is also rendered as a manifest (helm template skips NOTES.txt)."""
-    copy = Path(tempfile.mkdtemp(prefix="chart-notes-")) / "chart"
+def _probe_chart(what: str) -> Path:
+    """A copy of the chart with one more template, a ConfigMap ``probe`` whose data.text is ``what`` rendered (a
+    template text such as ``{{ include "airflow-azblob.ownedConfig" . }}``): how a test sees NOTES.txt (helm
+    template skips it) or a helper's output."""
+    copy = Path(tempfile.mkdtemp(prefix="chart-probe-")) / "chart"
     shutil.copytree(CHART, copy)
-    (copy / "files" / "NOTES.txt").write_text((CHART / "templates" / "NOTES.txt").read_text())
-    (copy / "templates" / "zz-notes.yaml").write_text(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\n"
-        'data:\n  notes: {{ tpl (.Files.Get "files/NOTES.txt") . | toJson }}\n'
+    (copy / "files" / "probe.tpl").write_text(what)
+    (copy / "templates" / "zz-probe.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: probe\n"
+        'data:\n  text: {{ tpl (.Files.Get "files/probe.tpl") . | toJson }}\n'
     )
     return copy
 
 
+def render_probe(
+    what: str, set_values: Mapping[str, Any] | None = None, *, profile: str | tuple[str, ...] | None = None
+) -> str:
+    """``what`` (template text, with the chart's helpers) rendered for these values."""
+    args = ["template", RELEASE, str(_probe_chart(what)), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION]
+    args += profile_args(profile)
+    args += [*_set_args(set_values or {}), "--show-only", "templates/zz-probe.yaml"]
+    return parse(run_helm(*args)).get("ConfigMap", "probe")["data"]["text"]
+
+
 def render_notes(set_values: Mapping[str, Any] | None = None, *, profile: str | None = None) -> str:
     """NOTES.txt as helm install would print it."""
-    args = ["template", RELEASE, str(_notes_chart()), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION]
-    args += profile_args(profile)
-    args += [*_set_args(set_values or {}), "--show-only", "templates/zz-notes.yaml"]
-    return parse(run_helm(*args)).get("ConfigMap", "notes")["data"]["notes"]
+    return render_probe((CHART / "templates" / "NOTES.txt").read_text(), set_values, profile=profile)
+
+
+def render_helper(name: str, set_values: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+    """The YAML a helper of the chart returns (e.g. ``airflow-azblob.ownedConfig``), parsed."""
+    return yaml.safe_load(render_probe(f'{{{{ include "{name}" . }}}}', set_values, **kwargs))
 
 
 def lint(*, profile: str | None = None) -> str:
