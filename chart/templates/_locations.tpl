@@ -47,18 +47,6 @@ gitSync: <root>/<link>/<subPath>; image and gitBundle: the image's folder (GitDa
 
 {{/* ------------------------------------------------------------------------------------- endpoints */}}
 
-{{/* The log server a component runs for the api-server, as (dict "port" ...), or nothing: the triggerer always
-(its triggers' logs), the scheduler with the LocalExecutor (its tasks' logs). The port is airflow.cfg's own setting.
-Call with (dict "root" $ "component" ...). */}}
-{{- define "airflow-azblob.logServer" -}}
-{{- $logging := .root.Values.config.logging | default dict -}}
-{{- if eq .component "triggerer" -}}
-port: {{ dig "trigger_log_server_port" 8794 $logging | int }}
-{{- else if and (eq .component "scheduler") (eq .root.Values.executor "LocalExecutor") -}}
-port: {{ dig "worker_log_server_port" 8793 $logging | int }}
-{{- end -}}
-{{- end -}}
-
 {{- define "airflow-azblob.apiServerServiceName" -}}
 {{- include "airflow-azblob.componentName" (dict "root" . "component" "api-server") -}}
 {{- end -}}

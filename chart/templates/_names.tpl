@@ -1,6 +1,7 @@
 {{/*
-Names and labels of the chart's objects, the images, and the ServiceAccount each component runs as.
-The chart's helpers are split by concern (see docs/architecture.md): _names, _locations (paths inside the image and
+Names and labels of the chart's objects, and the images.
+The chart's helpers are split by concern (see docs/architecture.md): _names, _components (what each kind of
+Airflow pod is and gets, and its ServiceAccount), _locations (paths inside the image and
 endpoints), _connections, _secrets, _config (airflow.cfg), _validation, _pods (pod building blocks) and _workloads
 (the Deployment, Job, test Pod, NetworkPolicy and Role macros). One helper per fact that several templates need:
 never spell one of these facts twice.
@@ -71,15 +72,4 @@ azure.workload.identity/use: "true"
 
 {{- define "airflow-azblob.airflowImage" -}}
 {{- include "airflow-azblob.image" .Values.images.airflow -}}
-{{- end -}}
-
-{{/* ------------------------------------------------------------------------------- ServiceAccounts */}}
-
-{{/* Call with (dict "root" $ "component" "scheduler" "values" .Values.scheduler). */}}
-{{- define "airflow-azblob.serviceAccountName" -}}
-{{- if .values.serviceAccount.create -}}
-{{- .values.serviceAccount.name | default (include "airflow-azblob.componentName" .) -}}
-{{- else -}}
-{{- .values.serviceAccount.name | default "default" -}}
-{{- end -}}
 {{- end -}}

@@ -1,20 +1,8 @@
 {{/*
-Building blocks of every Airflow pod: what a component needs, security contexts, environment, volumes, the
-git-sync container, the wait for migrations, and the checksum annotations that roll pods on a change.
+Every Airflow pod: the one pod spec macro (Deployments, Jobs, the CronJob, helm tests and the worker pod template)
+and its building blocks: security contexts, environment, volumes, the git-sync container, the wait for migrations,
+and the checksum annotations that roll pods on a change. What each component gets comes from _components.tpl.
 */}}
-
-{{/* ------------------------------------------------------------------------ what a component needs */}}
-
-{{/* Does this component need the DAG files on disk (git-sync sidecar)? Call with (dict "root" $ "component" ...). */}}
-{{- define "airflow-azblob.needsDags" -}}
-{{- if or (has .component (list "dag-processor" "triggerer" "worker")) (and (eq .component "scheduler") (eq .root.Values.executor "LocalExecutor")) -}}true{{- end -}}
-{{- end -}}
-
-{{/* Do tasks run in this component's pods? The workers', or the scheduler's with the LocalExecutor. Call with
-(dict "root" $ "component" ...). */}}
-{{- define "airflow-azblob.runsTasks" -}}
-{{- if or (eq .component "worker") (and (eq .component "scheduler") (eq .root.Values.executor "LocalExecutor")) -}}true{{- end -}}
-{{- end -}}
 
 {{/* --------------------------------------------------------------------------- pod building blocks */}}
 
@@ -34,14 +22,11 @@ capabilities:
   drop: [ALL]
 {{- end -}}
 
-{{/*
-Environment of an Airflow container. Call with (dict "root" $ "component" <name>).
-Components: api-server, scheduler, dag-processor, triggerer, worker, db-migrate, db-cleanup, create-containers, and
-the helm tests' env profiles.
-*/}}
+{{/* Environment of an Airflow container of a component of the table. Call with (dict "root" $ "component" <name>). */}}
 {{- define "airflow-azblob.airflowEnv" -}}
 {{- $root := .root -}}
 {{- $v := $root.Values -}}
+{{- $c := include "airflow-azblob.component" . | fromYaml -}}
 - name: AIRFLOW_HOME
   value: {{ include "airflow-azblob.airflowHome" $root | quote }}
 - name: AIRFLOW_CONFIG
@@ -66,7 +51,7 @@ the helm tests' env profiles.
       name: {{ $v.dags.gitBundle.connectionSecret }}
       key: connection
 {{- end }}
-{{- if has .component (list "api-server" "scheduler" "dag-processor" "triggerer" "db-migrate" "db-cleanup") }}
+{{- if $c.db }}
 - name: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN
   valueFrom:
     secretKeyRef:
@@ -88,14 +73,14 @@ the helm tests' env profiles.
       name: {{ include "airflow-azblob.fernetSecretName" $root }}
       key: {{ $v.secrets.fernetKey.key }}
 {{- end }}
-{{- if has .component (list "api-server" "scheduler" "dag-processor" "triggerer") }}
+{{- if $c.apiSecret }}
 - name: AIRFLOW__API__SECRET_KEY
   valueFrom:
     secretKeyRef:
       name: {{ include "airflow-azblob.apiSecretKeySecretName" $root }}
       key: {{ $v.secrets.apiSecretKey.key }}
 {{- end }}
-{{- if has .component (list "api-server" "scheduler") }}
+{{- if $c.jwt }}
 - name: AIRFLOW__API_AUTH__JWT_SECRET
   valueFrom:
     secretKeyRef:
@@ -103,14 +88,14 @@ the helm tests' env profiles.
       key: {{ $v.secrets.jwtSecret.key }}
 {{- end }}
 {{- /* Failure alerts come from the task processes and the scheduler (include/plugins/failure_alerts.py). */}}
-{{- if and $v.alerts.webhook.existingSecret (has .component (list "scheduler" "worker")) (not .helmTest) }}
+{{- if and $v.alerts.webhook.existingSecret $c.alerts }}
 - name: AIRFLOW__ALERTS__WEBHOOK_URL
   valueFrom:
     secretKeyRef:
       name: {{ $v.alerts.webhook.existingSecret }}
       key: {{ $v.alerts.webhook.key }}
 {{- end }}
-{{- if and $v.workers.podOperator.enabled (include "airflow-azblob.runsTasks" .) (not .helmTest) }}
+{{- if and $v.workers.podOperator.enabled $c.runsTasks }}
 - name: AIRFLOW_CONN_KUBERNETES_DEFAULT
   value: {{ include "airflow-azblob.podOperatorConnection" $root | quote }}
 {{- end }}
@@ -122,6 +107,7 @@ the helm tests' env profiles.
 
 {{/* Volume mounts of an Airflow container. Call with (dict "root" $ "component" <name>). */}}
 {{- define "airflow-azblob.airflowVolumeMounts" -}}
+{{- $c := include "airflow-azblob.component" . | fromYaml -}}
 - name: config
   mountPath: {{ include "airflow-azblob.configDir" .root }}
   readOnly: true
@@ -129,16 +115,16 @@ the helm tests' env profiles.
   mountPath: /tmp
 - name: logs
   mountPath: {{ include "airflow-azblob.logsFolder" .root }}
-{{- if and (eq .root.Values.dags.mode "gitSync") (include "airflow-azblob.needsDags" .) }}
+{{- if and (eq .root.Values.dags.mode "gitSync") $c.dags }}
 - name: dags
   mountPath: {{ include "airflow-azblob.gitSyncRoot" .root }}
   readOnly: true
 {{- end }}
-{{- if eq .component "api-server" }}
+{{- if $c.passwords }}
 - name: auth
   mountPath: {{ include "airflow-azblob.authDir" .root }}
 {{- end }}
-{{- if and (eq .component "scheduler") (eq .root.Values.executor "KubernetesExecutor") }}
+{{- if $c.podTemplate }}
 - name: pod-template
   mountPath: {{ include "airflow-azblob.podTemplateDir" .root }}
   readOnly: true
@@ -148,6 +134,7 @@ the helm tests' env profiles.
 {{/* Volumes of an Airflow pod. Call with (dict "root" $ "component" <name>). */}}
 {{- define "airflow-azblob.airflowVolumes" -}}
 {{- $v := .root.Values -}}
+{{- $c := include "airflow-azblob.component" . | fromYaml -}}
 - name: config
   configMap:
     name: {{ include "airflow-azblob.componentName" (dict "root" .root "component" "config") }}
@@ -155,7 +142,7 @@ the helm tests' env profiles.
   emptyDir: {}
 - name: logs
   emptyDir: {}
-{{- if and (eq $v.dags.mode "gitSync") (include "airflow-azblob.needsDags" .) }}
+{{- if and (eq $v.dags.mode "gitSync") $c.dags }}
 - name: dags
   emptyDir: {}
 - name: git-sync-tmp
@@ -172,7 +159,7 @@ the helm tests' env profiles.
 {{- end }}
 {{- end }}
 {{- end }}
-{{- if eq .component "api-server" }}
+{{- if $c.passwords }}
 - name: auth
   emptyDir: {}
 - name: auth-secret
@@ -180,7 +167,7 @@ the helm tests' env profiles.
     secretName: {{ include "airflow-azblob.authSecretName" .root }}
     defaultMode: 0440
 {{- end }}
-{{- if and (eq .component "scheduler") (eq $v.executor "KubernetesExecutor") }}
+{{- if $c.podTemplate }}
 - name: pod-template
   configMap:
     name: {{ include "airflow-azblob.componentName" (dict "root" .root "component" "pod-template") }}
@@ -287,17 +274,115 @@ Call with (dict "root" $ "component" <name>).
 */}}
 {{- define "airflow-azblob.checksums" -}}
 {{- $root := .root -}}
+{{- $c := include "airflow-azblob.component" . | fromYaml -}}
 checksum/airflow-config: {{ include (print $root.Template.BasePath "/configmaps/airflow-config.yaml") $root | sha256sum }}
 {{- if include "airflow-azblob.azureConnectionCreated" $root }}
 checksum/azure-connection: {{ include (print $root.Template.BasePath "/secrets/azure-connection.yaml") $root | sha256sum }}
 {{- end }}
-{{- if and (eq .component "scheduler") (eq $root.Values.executor "KubernetesExecutor") }}
+{{- if $c.podTemplate }}
 checksum/pod-template: {{ include (print $root.Template.BasePath "/configmaps/pod-template.yaml") $root | sha256sum }}
 {{- end }}
-{{- if and (eq $root.Values.dags.mode "gitSync") $root.Values.dags.gitSync.ssh.knownHosts (include "airflow-azblob.needsDags" .) }}
+{{- if and (eq $root.Values.dags.mode "gitSync") $root.Values.dags.gitSync.ssh.knownHosts $c.dags }}
 checksum/git-known-hosts: {{ include (print $root.Template.BasePath "/configmaps/git-known-hosts.yaml") $root | sha256sum }}
 {{- end }}
-{{- if has .component (list "api-server" "scheduler" "dag-processor" "triggerer") }}
+{{- if $c.deployment }}
 checksum/secrets: {{ include "airflow-azblob.secretInputs" $root | sha256sum }}
+{{- end }}
+{{- end -}}
+
+{{/* ------------------------------------------------------------------------------ the pod spec macro */}}
+
+{{/*
+The spec of every Airflow pod: the component Deployments', the per-revision Jobs', the db-cleanup CronJob's, the helm
+tests' and the KubernetesExecutor's worker pod template. Call with (dict "root" $ "component" <name in the component
+table> "container" (dict "name" <container name> and optionally "args" <list>, "ports" <list: instead of the
+component's log server port>, "probes" <YAML>, "env" <list of extra variables>)) and optionally:
+  "restartPolicy"      Never or OnFailure (a Deployment's pods: none)
+  "waitForMigrations"  true: an init container first waits until the db-migrate Job has migrated the schema
+  "initContainers"     YAML list run after that wait (and before git-sync's first clone)
+The component's values block (_components.tpl) gives resources, extraEnv, nodeSelector, tolerations and affinity;
+with dags.mode gitSync, a component with DAG files gets a one-shot clone before Airflow starts, and a Deployment a
+git-sync sidecar.
+*/}}
+{{- define "airflow-azblob.airflowPodSpec" -}}
+{{- $root := .root -}}
+{{- $ctx := dict "root" $root "component" .component -}}
+{{- $c := include "airflow-azblob.component" $ctx | fromYaml -}}
+{{- $v := dict -}}
+{{- with $c.values }}{{ $v = index $root.Values . }}{{ end -}}
+{{- $gitSync := and (eq $root.Values.dags.mode "gitSync") $c.dags -}}
+{{- with .restartPolicy }}
+restartPolicy: {{ . }}
+{{- end }}
+serviceAccountName: {{ include "airflow-azblob.serviceAccountName" $ctx }}
+{{- with $root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- include "airflow-azblob.podSecurityContext" $root | nindent 2 }}
+{{- if or .waitForMigrations .initContainers $gitSync }}
+initContainers:
+  {{- if .waitForMigrations }}
+  {{- include "airflow-azblob.waitForMigrations" $ctx | nindent 2 }}
+  {{- end }}
+  {{- with .initContainers }}
+  {{- . | nindent 2 }}
+  {{- end }}
+  {{- if $gitSync }}
+  {{- /* The first sync completes before Airflow starts: a first scan of an empty folder would deactivate every DAG. */}}
+  {{- include "airflow-azblob.gitSyncContainer" (dict "root" $root "oneShot" true) | nindent 2 }}
+  {{- end }}
+{{- end }}
+containers:
+  - name: {{ .container.name }}
+    image: {{ include "airflow-azblob.airflowImage" $root }}
+    imagePullPolicy: {{ $root.Values.images.airflow.pullPolicy }}
+    {{- with .container.args }}
+    args: {{ toJson . }}
+    {{- end }}
+    {{- $ports := .container.ports }}
+    {{- if and (not $ports) $c.logServerPort }}
+    {{- $ports = list (dict "name" "logs" "containerPort" (int $c.logServerPort)) }}
+    {{- end }}
+    {{- with $ports }}
+    ports:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+    env:
+      {{- include "airflow-azblob.airflowEnv" $ctx | nindent 6 }}
+      {{- with .container.env }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
+      {{- with $v.extraEnv }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
+    {{- with .container.probes }}
+    {{- . | nindent 4 }}
+    {{- end }}
+    securityContext:
+      {{- include "airflow-azblob.containerSecurityContext" $root | nindent 6 }}
+    {{- with $v.resources }}
+    resources:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+    volumeMounts:
+      {{- include "airflow-azblob.airflowVolumeMounts" $ctx | nindent 6 }}
+  {{- if and $gitSync $c.deployment }}
+  {{- include "airflow-azblob.gitSyncContainer" (dict "root" $root "oneShot" false) | nindent 2 }}
+  {{- end }}
+volumes:
+  {{- include "airflow-azblob.airflowVolumes" $ctx | nindent 2 }}
+{{- with $v.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}

@@ -1,0 +1,113 @@
+{{/*
+The component table: what each kind of Airflow pod of the release is and gets. Every helper that decides "who gets
+what" (environment, volumes, git-sync, ServiceAccounts, Roles, NetworkPolicy peers, checksums) reads this table;
+adding a component or a Job is one entry here plus its template.
+*/}}
+
+{{/*
+component -> facts, as YAML:
+  values          the key of .Values with the pods' settings (resources, nodeSelector, tolerations, affinity,
+                  podLabels, podAnnotations, extraEnv); none: the chart's defaults
+  serviceAccount  the component whose ServiceAccount the pods run as (a component that names itself has its own)
+  deployment      a long-running Deployment: git-sync runs as a sidecar, and Secret changes roll it
+  db              the metadata DB URL and the Fernet key
+  apiSecret       [api] secret_key (UI sessions, log-server requests)
+  jwt             [api_auth] jwt_secret (the scheduler signs task tokens, the api-server checks them)
+  dags            the DAG files on disk (git-sync in dags.mode gitSync)
+  runsTasks       task processes run in these pods (the pod operator's connection goes there)
+  alerts          the failure-alert webhook (include/plugins/failure_alerts.py)
+  passwords       the SimpleAuthManager passwords file
+  podTemplate     the KubernetesExecutor's worker pod template
+  logServerPort   the log server the api-server reads from (config.logging's port), if any
+*/}}
+{{- define "airflow-azblob.components" -}}
+{{- $kube := eq .Values.executor "KubernetesExecutor" -}}
+{{- $logging := .Values.config.logging | default dict -}}
+api-server:
+  values: apiServer
+  serviceAccount: api-server
+  deployment: true
+  db: true
+  apiSecret: true
+  jwt: true
+  passwords: true
+scheduler:
+  values: scheduler
+  serviceAccount: scheduler
+  deployment: true
+  db: true
+  apiSecret: true
+  jwt: true
+  alerts: true
+  dags: {{ not $kube }}
+  runsTasks: {{ not $kube }}
+  podTemplate: {{ $kube }}
+  {{- if not $kube }}
+  logServerPort: {{ dig "worker_log_server_port" 8793 $logging | int }}
+  {{- end }}
+dag-processor:
+  values: dagProcessor
+  serviceAccount: dag-processor
+  deployment: true
+  db: true
+  apiSecret: true
+  dags: true
+triggerer:
+  values: triggerer
+  serviceAccount: triggerer
+  deployment: true
+  db: true
+  apiSecret: true
+  dags: true
+  logServerPort: {{ dig "trigger_log_server_port" 8794 $logging | int }}
+worker:
+  values: workers
+  serviceAccount: worker
+  dags: true
+  runsTasks: {{ $kube }}
+  alerts: true
+db-migrate:
+  values: jobs
+  serviceAccount: worker
+  db: true
+db-cleanup:
+  values: jobs
+  serviceAccount: worker
+  db: true
+create-containers:
+  values: jobs
+  serviceAccount: worker
+test:
+  serviceAccount: worker
+{{- end -}}
+
+{{/* One component's facts (YAML; read with fromYaml). Call with (dict "root" $ "component" <name>). */}}
+{{- define "airflow-azblob.component" -}}
+{{- $table := include "airflow-azblob.components" .root | fromYaml -}}
+{{- if not (hasKey $table .component) -}}
+{{- fail (printf "chart bug: %q is not in the component table (templates/_components.tpl)" .component) -}}
+{{- end -}}
+{{- get $table .component | toYaml -}}
+{{- end -}}
+
+{{/* The component whose pods run the tasks: the worker pods (KubernetesExecutor) or the scheduler (LocalExecutor). */}}
+{{- define "airflow-azblob.taskRunner" -}}
+{{- range $name, $c := include "airflow-azblob.components" . | fromYaml }}{{ if $c.runsTasks }}{{ $name }}{{ end }}{{ end -}}
+{{- end -}}
+
+{{/* A component's values block (see "values" above), or an empty one. Call with (dict "root" $ "component" <name>). */}}
+{{- define "airflow-azblob.componentValues" -}}
+{{- $c := include "airflow-azblob.component" . | fromYaml -}}
+{{- if $c.values }}{{ index .root.Values $c.values | toYaml }}{{ end -}}
+{{- end -}}
+
+{{/* The ServiceAccount a component's pods run as. Call with (dict "root" $ "component" <name>). */}}
+{{- define "airflow-azblob.serviceAccountName" -}}
+{{- $owner := (include "airflow-azblob.component" . | fromYaml).serviceAccount -}}
+{{- $sa := (include "airflow-azblob.componentValues" (dict "root" .root "component" $owner) | fromYaml).serviceAccount -}}
+{{- if $sa.create -}}
+{{- $sa.name | default (include "airflow-azblob.componentName" (dict "root" .root "component" $owner)) -}}
+{{- else -}}
+{{- $sa.name | default "default" -}}
+{{- end -}}
+{{- end -}}
