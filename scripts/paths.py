@@ -12,6 +12,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # scripts/bootstrap helm: the helm every script and test renders or installs the chart with.
 HELM = ROOT / ".tools" / "bin" / "helm"
+# scripts/bootstrap helm: the Gateway API's standard CRDs (the chart's HTTPRoute is checked against them).
+GATEWAY_API_CRDS = ROOT / ".tools" / "gateway-api"
 # scripts/bootstrap cluster: kube-apiserver, kubelet, kubectl, CoreDNS, ... of the local cluster.
 CLUSTER_BIN = ROOT / ".tools" / "cluster" / "bin"
 # scripts/bootstrap node: Azurite's Blob service (package.json pins it).

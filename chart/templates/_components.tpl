@@ -78,6 +78,7 @@ create-containers:
   values: jobs
   serviceAccount: worker
 test:
+  values: jobs
   serviceAccount: worker
 {{- end -}}
 

@@ -57,6 +57,32 @@ gitSync: <root>/<link>/<subPath>; image and gitBundle: the image's folder (GitDa
 {{- if $baseUrl -}}{{- (urlParse $baseUrl).path | trimSuffix "/" -}}{{- end -}}
 {{- end -}}
 
+{{/*
+Where users open the UI, as YAML {url, scheme, host, path}: config.api.base_url when set (the api-server serves under
+its path); otherwise what the ingress (ingress.host, TLS) or the Gateway route (its first hostname) says, at the root.
+host is "" when nothing names one; path has no trailing slash ("" at the root). _validation.tpl refuses an ingress or
+route that disagrees with base_url.
+*/}}
+{{- define "airflow-azblob.publicUrl" -}}
+{{- $v := .Values -}}
+{{- $baseUrl := dig "api" "base_url" "" ($v.config | default dict) -}}
+{{- if $baseUrl -}}
+{{- $u := urlParse $baseUrl -}}
+scheme: {{ $u.scheme }}
+host: {{ $u.host | quote }}
+path: {{ include "airflow-azblob.basePath" . | quote }}
+url: {{ printf "%s://%s%s/" $u.scheme $u.host (include "airflow-azblob.basePath" .) | quote }}
+{{- else -}}
+{{- $host := "" -}}
+{{- if $v.ingress.enabled }}{{ $host = $v.ingress.host }}{{ else if $v.httpRoute.enabled }}{{ $host = first ($v.httpRoute.hostnames | default (list "")) }}{{ end -}}
+{{- $scheme := ternary "https" "http" (and $v.ingress.enabled $v.ingress.tls.enabled) -}}
+scheme: {{ $scheme }}
+host: {{ $host | quote }}
+path: ""
+url: {{ ternary (printf "%s://%s/" $scheme $host) "" (ne $host "") | quote }}
+{{- end -}}
+{{- end -}}
+
 {{/* URL other processes reach the api-server at, base path included. */}}
 {{- define "airflow-azblob.apiServerUrl" -}}
 {{- $url := .Values.apiServer.internalUrl | default (printf "http://%s:%v" (include "airflow-azblob.apiServerServiceName" .) .Values.apiServer.service.port) -}}

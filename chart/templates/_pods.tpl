@@ -139,14 +139,14 @@ capabilities:
   configMap:
     name: {{ include "airflow-azblob.componentName" (dict "root" .root "component" "config") }}
 - name: tmp
-  emptyDir: {}
+  emptyDir: {sizeLimit: {{ $v.emptyDirSizeLimits.tmp }}}
 - name: logs
-  emptyDir: {}
+  emptyDir: {sizeLimit: {{ $v.emptyDirSizeLimits.logs }}}
 {{- if and (eq $v.dags.mode "gitSync") $c.dags }}
 - name: dags
-  emptyDir: {}
+  emptyDir: {sizeLimit: {{ $v.emptyDirSizeLimits.dags }}}
 - name: git-sync-tmp
-  emptyDir: {}
+  emptyDir: {sizeLimit: {{ $v.emptyDirSizeLimits.tmp }}}
 {{- if $v.dags.gitSync.ssh.existingSecret }}
 - name: git-ssh-key
   secret:
@@ -161,7 +161,7 @@ capabilities:
 {{- end }}
 {{- if $c.passwords }}
 - name: auth
-  emptyDir: {}
+  emptyDir: {sizeLimit: 1Mi}
 - name: auth-secret
   secret:
     secretName: {{ include "airflow-azblob.authSecretName" .root }}
@@ -262,6 +262,11 @@ Call with (dict "root" $ "oneShot" true|false).
   args: ["python", "-m", "include.db_migrate", "check-migrations", "--migration-wait-timeout", {{ .root.Values.database.migrationWaitTimeout | quote }}]
   securityContext:
     {{- include "airflow-azblob.containerSecurityContext" .root | nindent 4 }}
+  {{- /* The pod's own container's resources: the wait imports Airflow as it does, and never adds to the pod's request. */}}
+  {{- with (include "airflow-azblob.componentValues" . | fromYaml).resources }}
+  resources:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
   env:
     {{- include "airflow-azblob.airflowEnv" (dict "root" .root "component" "db-migrate") | nindent 4 }}
   volumeMounts:
@@ -300,7 +305,10 @@ component's log server port>, "probes" <YAML>, "env" <list of extra variables>))
   "restartPolicy"      Never or OnFailure (a Deployment's pods: none)
   "waitForMigrations"  true: an init container first waits until the db-migrate Job has migrated the schema
   "initContainers"     YAML list run after that wait (and before git-sync's first clone)
-The component's values block (_components.tpl) gives resources, extraEnv, nodeSelector, tolerations and affinity;
+  "spread"             true: several replicas, so a soft pod anti-affinity per node unless the values set one
+The component's values block (_components.tpl) gives resources, extraEnv, nodeSelector, tolerations, affinity,
+topologySpreadConstraints and the extension points (extraInitContainers, extraContainers, extraVolumes,
+extraVolumeMounts and extraEnvFrom of the main container; templated with tpl);
 with dags.mode gitSync, a component with DAG files gets a one-shot clone before Airflow starts, and a Deployment a
 git-sync sidecar.
 */}}
@@ -321,7 +329,7 @@ imagePullSecrets:
 {{- end }}
 securityContext:
   {{- include "airflow-azblob.podSecurityContext" $root | nindent 2 }}
-{{- if or .waitForMigrations .initContainers $gitSync }}
+{{- if or .waitForMigrations .initContainers $gitSync $v.extraInitContainers }}
 initContainers:
   {{- if .waitForMigrations }}
   {{- include "airflow-azblob.waitForMigrations" $ctx | nindent 2 }}
@@ -332,6 +340,9 @@ initContainers:
   {{- if $gitSync }}
   {{- /* The first sync completes before Airflow starts: a first scan of an empty folder would deactivate every DAG. */}}
   {{- include "airflow-azblob.gitSyncContainer" (dict "root" $root "oneShot" true) | nindent 2 }}
+  {{- end }}
+  {{- with $v.extraInitContainers }}
+  {{- tpl (toYaml .) $root | nindent 2 }}
   {{- end }}
 {{- end }}
 containers:
@@ -357,6 +368,10 @@ containers:
       {{- with $v.extraEnv }}
       {{- toYaml . | nindent 6 }}
       {{- end }}
+    {{- with $v.extraEnvFrom }}
+    envFrom:
+      {{- tpl (toYaml .) $root | nindent 6 }}
+    {{- end }}
     {{- with .container.probes }}
     {{- . | nindent 4 }}
     {{- end }}
@@ -368,11 +383,20 @@ containers:
     {{- end }}
     volumeMounts:
       {{- include "airflow-azblob.airflowVolumeMounts" $ctx | nindent 6 }}
+      {{- with $v.extraVolumeMounts }}
+      {{- tpl (toYaml .) $root | nindent 6 }}
+      {{- end }}
   {{- if and $gitSync $c.deployment }}
   {{- include "airflow-azblob.gitSyncContainer" (dict "root" $root "oneShot" false) | nindent 2 }}
   {{- end }}
+  {{- with $v.extraContainers }}
+  {{- tpl (toYaml .) $root | nindent 2 }}
+  {{- end }}
 volumes:
   {{- include "airflow-azblob.airflowVolumes" $ctx | nindent 2 }}
+  {{- with $v.extraVolumes }}
+  {{- tpl (toYaml .) $root | nindent 2 }}
+  {{- end }}
 {{- with $v.nodeSelector }}
 nodeSelector:
   {{- toYaml . | nindent 2 }}
@@ -381,7 +405,17 @@ nodeSelector:
 tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with $v.affinity }}
+{{- with $v.topologySpreadConstraints }}
+topologySpreadConstraints:
+  {{- tpl (toYaml .) $root | nindent 2 }}
+{{- end }}
+{{- $affinity := deepCopy ($v.affinity | default dict) }}
+{{- if and .spread (not $affinity.podAntiAffinity) }}
+{{- /* Several replicas: prefer a node each (soft, so a one-node cluster still schedules them all). */}}
+{{- $term := dict "topologyKey" "kubernetes.io/hostname" "labelSelector" (dict "matchLabels" (include "airflow-azblob.selectorLabels" $ctx | fromYaml)) }}
+{{- $_ := set $affinity "podAntiAffinity" (dict "preferredDuringSchedulingIgnoredDuringExecution" (list (dict "weight" 100 "podAffinityTerm" $term))) }}
+{{- end }}
+{{- with $affinity }}
 affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}

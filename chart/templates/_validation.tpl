@@ -62,11 +62,75 @@ Validation of values that the schema cannot express (combinations of values).
 {{- if and (not $v.auth.existingSecret) (not $v.auth.users) -}}
 {{- fail "auth.users is empty: set auth.users to at least one user:role pair (e.g. admin:admin)." -}}
 {{- end -}}
+{{- include "airflow-azblob.validateExposure" . -}}
+{{- include "airflow-azblob.validateScaling" . -}}
 {{- $owned := include "airflow-azblob.ownedConfig" . | fromYaml -}}
 {{- range $section, $keys := ($v.config | default dict) -}}
 {{- range $key, $_ := ($keys | default dict) -}}
 {{- with dig $section $key "" $owned -}}
 {{- fail (printf "config.%s.%s is computed by the chart: remove it from config and set %s instead." $section $key .set) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+
+{{/* The Ingress and the HTTPRoute agree with config.api.base_url, the one statement of where users reach the UI. */}}
+{{- define "airflow-azblob.validateExposure" -}}
+{{- $v := .Values -}}
+{{- $baseUrl := dig "api" "base_url" "" ($v.config | default dict) -}}
+{{- $url := include "airflow-azblob.publicUrl" . | fromYaml -}}
+{{- if $v.ingress.enabled -}}
+{{- $i := $v.ingress -}}
+{{- if and $baseUrl $i.host (ne $i.host $url.host) -}}
+{{- fail (printf "ingress.host %q disagrees with config.api.base_url %q (host %q): set ingress.host to %q, or leave it empty to take base_url's." $i.host $baseUrl $url.host $url.host) -}}
+{{- end -}}
+{{- $path := trimSuffix "/" ($i.path | default "") -}}
+{{- if and $i.path $baseUrl (ne $path $url.path) -}}
+{{- fail (printf "ingress.path %q disagrees with config.api.base_url %q (path %q): set ingress.path to %q, or leave it empty to take base_url's." $i.path $baseUrl ($url.path | default "/") ($url.path | default "/")) -}}
+{{- end -}}
+{{- if and $path (not $baseUrl) -}}
+{{- fail (printf "ingress.path %q is a sub-path but config.api.base_url is not set: the api-server must know the path it is served under; set config.api.base_url to https://%s%s (ingress.path then follows it)." $i.path ($i.host | default "<host>") $path) -}}
+{{- end -}}
+{{- if and $i.tls.enabled (not $i.tls.secretName) -}}
+{{- fail "ingress.tls.enabled is true but ingress.tls.secretName is empty: set ingress.tls.secretName to the Secret holding the certificate (or the one cert-manager should create)." -}}
+{{- end -}}
+{{- if and $i.tls.enabled (hasPrefix "http://" $baseUrl) -}}
+{{- fail (printf "ingress.tls.enabled is true but config.api.base_url %q is http: set config.api.base_url to https://%s%s." $baseUrl $url.host $url.path) -}}
+{{- end -}}
+{{- end -}}
+{{- if $v.httpRoute.enabled -}}
+{{- if not $v.httpRoute.parentRefs -}}
+{{- fail "httpRoute.enabled is true but httpRoute.parentRefs is empty: set httpRoute.parentRefs to the Gateway(s) to attach to, e.g. [{name: my-gateway, namespace: gateways}]." -}}
+{{- end -}}
+{{- if and $baseUrl $v.httpRoute.hostnames (not (has $url.host $v.httpRoute.hostnames)) -}}
+{{- fail (printf "httpRoute.hostnames %v leave out config.api.base_url's host %q: add %q to httpRoute.hostnames, or leave them empty to take base_url's." $v.httpRoute.hostnames $url.host $url.host) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Replicas, the autoscaler and the disruption budgets: what the schema cannot compare. */}}
+{{- define "airflow-azblob.validateScaling" -}}
+{{- $a := .Values.apiServer.autoscaling -}}
+{{- if $a.enabled -}}
+{{- if gt (int $a.minReplicas) (int $a.maxReplicas) -}}
+{{- fail (printf "apiServer.autoscaling.minReplicas %v is above apiServer.autoscaling.maxReplicas %v: set minReplicas <= maxReplicas." $a.minReplicas $a.maxReplicas) -}}
+{{- end -}}
+{{- if not (or $a.targetCPUUtilizationPercentage $a.targetMemoryUtilizationPercentage) -}}
+{{- fail "apiServer.autoscaling.enabled is true without a target: set apiServer.autoscaling.targetCPUUtilizationPercentage and/or targetMemoryUtilizationPercentage." -}}
+{{- end -}}
+{{- range $resource, $target := dict "cpu" $a.targetCPUUtilizationPercentage "memory" $a.targetMemoryUtilizationPercentage -}}
+{{- if and $target (not (dig "resources" "requests" $resource "" $.Values.apiServer)) -}}
+{{- fail (printf "apiServer.autoscaling targets %s utilization, a percentage of the request, but apiServer.resources.requests.%s is not set: set it (e.g. %s)." $resource $resource (ternary "500m" "1Gi" (eq $resource "cpu"))) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $root := . -}}
+{{- range $component, $c := include "airflow-azblob.components" . | fromYaml -}}
+{{- if $c.deployment -}}
+{{- $budget := (index $root.Values $c.values).podDisruptionBudget -}}
+{{- if and $budget.minAvailable $budget.maxUnavailable -}}
+{{- fail (printf "%s.podDisruptionBudget sets both minAvailable and maxUnavailable: set only one of them." $c.values) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}

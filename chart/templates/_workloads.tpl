@@ -19,6 +19,7 @@ one) and "initContainers" <YAML list> (run after the wait for migrations).
 {{- $probes = include "airflow-azblob.jobsCheckProbe" (required "componentDeployment needs jobType or probes" .jobType) -}}
 {{- end -}}
 {{- $container := dict "name" .component "args" .args "ports" .ports "probes" $probes -}}
+{{- $scaling := include "airflow-azblob.replicas" $ctx | fromYaml -}}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -26,7 +27,10 @@ metadata:
   labels:
     {{- include "airflow-azblob.labels" $ctx | nindent 4 }}
 spec:
+  {{- if not $scaling.autoscaled }}
+  {{- /* With autoscaling the HorizontalPodAutoscaler owns the count: a replicas here would reset it on every upgrade. */}}
   replicas: {{ $v.replicas }}
+  {{- end }}
   selector:
     matchLabels:
       {{- include "airflow-azblob.selectorLabels" $ctx | nindent 6 }}
@@ -40,7 +44,24 @@ spec:
         {{- toYaml . | nindent 8 }}
         {{- end }}
     spec:
-      {{- include "airflow-azblob.airflowPodSpec" (merge (dict "container" $container "waitForMigrations" true "initContainers" .initContainers) $ctx) | nindent 6 }}
+      {{- $spec := dict "container" $container "waitForMigrations" true "initContainers" .initContainers "spread" $scaling.several }}
+      {{- include "airflow-azblob.airflowPodSpec" (merge $spec $ctx) | nindent 6 }}
+{{- end -}}
+
+{{/*
+How many pods a component's Deployment runs, as YAML: autoscaled (an HPA owns the count), min and max, and several
+(more than one pod at some time: the soft anti-affinity and the PodDisruptionBudget apply). Call with
+(dict "root" $ "component" <name>).
+*/}}
+{{- define "airflow-azblob.replicas" -}}
+{{- $v := include "airflow-azblob.componentValues" . | fromYaml -}}
+{{- $autoscaled := dig "autoscaling" "enabled" false $v -}}
+{{- $min := ternary (dig "autoscaling" "minReplicas" 1 $v) ($v.replicas | default 0) $autoscaled | int -}}
+{{- $max := ternary (dig "autoscaling" "maxReplicas" 1 $v) ($v.replicas | default 0) $autoscaled | int -}}
+autoscaled: {{ $autoscaled }}
+min: {{ $min }}
+max: {{ $max }}
+several: {{ gt $max 1 }}
 {{- end -}}
 
 {{/* Liveness of a component that heartbeats as an Airflow job: `airflow jobs check` of its own job. */}}

@@ -22,6 +22,52 @@ ACCOUNT = {"azurite.enabled": False, "azure.connection.accountUrl": "https://acc
 KNOWN_HOSTS = "github.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 EXTERNAL_DB = {"postgresql.enabled": False, "database.existingSecret": "metadata-db"}
 
+# Every production option at once: HA replicas, autoscaling, ingress and route at a sub-path, every extension point.
+EXTENSIONS = {
+    "topologySpreadConstraints": [
+        {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway"}
+    ],
+    "extraVolumes": [{"name": "team-config", "configMap": {"name": "{{ .Release.Name }}-team-config"}}],
+    "extraVolumeMounts": [{"name": "team-config", "mountPath": "/opt/team", "readOnly": True}],
+    "extraEnvFrom": [{"configMapRef": {"name": "team-env"}}],
+    "extraInitContainers": [
+        {
+            "name": "prepare",
+            "image": "busybox:1.37",
+            "command": ["true"],
+            "securityContext": {
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "capabilities": {"drop": ["ALL"]},
+            },
+            "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+        }
+    ],
+}
+PRODUCTION_SURFACE: dict[str, Any] = {
+    "config": {"api": {"base_url": "https://airflow.example.com/team-a/"}},
+    "scheduler.replicas": 2,
+    "triggerer.replicas": 2,
+    "apiServer.autoscaling.enabled": True,
+    "ingress.enabled": True,
+    "ingress.className": "nginx",
+    "ingress.tls.enabled": True,
+    "ingress.tls.secretName": "airflow-tls",
+    "httpRoute.enabled": True,
+    "httpRoute.parentRefs": [{"name": "shared", "namespace": "gateways", "sectionName": "https"}],
+    # A string object may use the chart's helpers (tpl), e.g. its labels.
+    "extraObjects": [
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-team-config\n  labels:"
+        '\n    {{- include "airflow-azblob.labels" (dict "root" . "component" "team-config") | nindent 4 }}'
+        "\ndata:\n  team: data\n"
+    ],
+    **{
+        f"{block}.{key}": value
+        for block in ("apiServer", "scheduler", "triggerer", "workers")
+        for key, value in EXTENSIONS.items()
+    },
+}
+
 # The values matrix: executor, the three DAG modes, remote logs, Azurite, PostgreSQL, NetworkPolicies, profiles.
 MATRIX: dict[str, dict[str, Any]] = {
     "defaults": {},
@@ -57,6 +103,7 @@ MATRIX: dict[str, dict[str, Any]] = {
     },
     "workload-identity": {**ACCOUNT, "azure.workloadIdentity.enabled": True, "azure.workloadIdentity.clientId": "c1"},
     "base-url-subpath": {"config": {"api": {"base_url": "https://airflow.example.com/team-a/"}}},
+    "production-surface": PRODUCTION_SURFACE,
 }
 PROFILES = ("kind", "aks-example")
 

@@ -159,7 +159,7 @@ def test_api_server_gets_a_writable_copy_of_the_passwords_file(defaults: Manifes
     copy = next(c for c in spec["initContainers"] if c["name"] == "copy-passwords")
     assert "/opt/airflow/auth/passwords.json" in copy["args"][-1]
     auth = next(v for v in spec["volumes"] if v["name"] == "auth")
-    assert auth == {"name": "auth", "emptyDir": {}}
+    assert auth == {"name": "auth", "emptyDir": {"sizeLimit": "1Mi"}}
     assert "simple_auth_manager_passwords_file = /opt/airflow/auth/passwords.json" in defaults.airflow_cfg()
 
 

@@ -7,6 +7,7 @@ import pytest
 from tests.support.helm import render_error
 
 GIT_SYNC = {"dags.mode": "gitSync", "dags.gitSync.repo": "git@github.com:org/dags.git"}
+SUB_PATH = {"config": {"api": {"base_url": "https://airflow.example.com/team-a/"}}}
 
 CASES = {
     "unknown executor": ({"executor": "CeleryExecutor"}, "set executor to KubernetesExecutor or LocalExecutor"),
@@ -82,6 +83,67 @@ CASES = {
         {"config": {"logging": {"remote_base_log_folder": "wasb://x"}}},
         "set logs.remote.prefix",
     ),
+    "ingress host that disagrees with base_url": (
+        {"ingress.enabled": True, "ingress.host": "other.example.com", **SUB_PATH},
+        'ingress.host "other.example.com" disagrees with config.api.base_url "https://airflow.example.com/team-a/"'
+        ' (host "airflow.example.com"): set ingress.host to "airflow.example.com"',
+    ),
+    "ingress path that disagrees with base_url": (
+        {"ingress.enabled": True, "ingress.path": "/team-b", **SUB_PATH},
+        'ingress.path "/team-b" disagrees with config.api.base_url "https://airflow.example.com/team-a/"'
+        ' (path "/team-a"): set ingress.path to "/team-a"',
+    ),
+    "ingress sub-path without base_url": (
+        {"ingress.enabled": True, "ingress.host": "af.example.com", "ingress.path": "/airflow"},
+        "set config.api.base_url to https://af.example.com/airflow",
+    ),
+    "ingress tls without a secret": (
+        {"ingress.enabled": True, "ingress.tls.enabled": True},
+        "set ingress.tls.secretName",
+    ),
+    "ingress tls with an http base_url": (
+        {
+            "ingress.enabled": True,
+            "ingress.tls.enabled": True,
+            "ingress.tls.secretName": "tls",
+            "config": {"api": {"base_url": "http://airflow.example.com/"}},
+        },
+        "set config.api.base_url to https://airflow.example.com",
+    ),
+    "route without a gateway": ({"httpRoute.enabled": True}, "set httpRoute.parentRefs"),
+    "route hostnames without base_url's host": (
+        {
+            "httpRoute.enabled": True,
+            "httpRoute.parentRefs": [{"name": "gw"}],
+            "httpRoute.hostnames": ["x.io"],
+            **SUB_PATH,
+        },
+        'add "airflow.example.com" to httpRoute.hostnames',
+    ),
+    "autoscaler below its minimum": (
+        {
+            "apiServer.autoscaling.enabled": True,
+            "apiServer.autoscaling.minReplicas": 4,
+            "apiServer.autoscaling.maxReplicas": 3,
+        },
+        "set minReplicas <= maxReplicas",
+    ),
+    "autoscaler without a target": (
+        {"apiServer.autoscaling.enabled": True, "apiServer.autoscaling.targetCPUUtilizationPercentage": None},
+        "set apiServer.autoscaling.targetCPUUtilizationPercentage and/or targetMemoryUtilizationPercentage",
+    ),
+    "autoscaler on cpu without a cpu request": (
+        {"apiServer.autoscaling.enabled": True, "apiServer.resources.requests.cpu": None},
+        "apiServer.resources.requests.cpu is not set",
+    ),
+    "budget with both bounds": (
+        {"scheduler.podDisruptionBudget.minAvailable": 1, "scheduler.podDisruptionBudget.maxUnavailable": 1},
+        "scheduler.podDisruptionBudget sets both minAvailable and maxUnavailable: set only one of them",
+    ),
+    "backend threshold set in config": (
+        {"config": {"azblob_xcom": {"threshold": 1000}}},
+        "config.azblob_xcom.threshold is computed by the chart: remove it from config and set xcom.threshold instead",
+    ),
     "alerts webhook url in config (a ConfigMap)": (
         {"config": {"alerts": {"webhook_url": "https://hooks.slack.com/services/x"}}},
         "set alerts.webhook.existingSecret (a Secret, never a ConfigMap) instead",
@@ -119,6 +181,11 @@ def test_misconfiguration_fails_naming_the_value_to_set(values: dict, sentence: 
         ({"workers.podOperator.namespace": "Steps"}, "/workers/podOperator/namespace"),
         ({"timezone": "KST"}, "/timezone"),
         ({"timezone": "Asia/Seoul "}, "/timezone"),
+        ({"dagProcessor.replicas": 2}, "/dagProcessor/replicas"),
+        ({"scheduler.podDisruptionBudget.maxUnavailable": "half"}, "/scheduler/podDisruptionBudget/maxUnavailable"),
+        ({"ingress.hosts": ["a.example.com"]}, "additional properties 'hosts' not allowed"),
+        ({"workers.extraVolumes": [{"configMap": {"name": "x"}}]}, "/workers/extraVolumes/0"),
+        ({"emptyDirSizeLimits.tmp": "lots"}, "/emptyDirSizeLimits/tmp"),
     ],
     ids=[
         "unknown top-level key",
@@ -142,6 +209,11 @@ def test_misconfiguration_fails_naming_the_value_to_set(values: dict, sentence: 
         "step namespace that is no name",
         "zone abbreviation",
         "zone with a space",
+        "two dag-processors on one bundle",
+        "budget that is no number or percentage",
+        "ingress hosts list of another chart",
+        "volume without a name",
+        "size that is no quantity for a scratch dir",
     ],
 )
 def test_values_schema_rejects_unknown_keys_and_bad_values(values: dict, where: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import kubernetes_validate
 import pytest
 
+from tests.support import crds
 from tests.support.helm import KUBE_VERSION, Manifest, all_containers, lint
 
 SCHEMA_VERSION = ".".join(KUBE_VERSION.split(".")[:2])
@@ -20,7 +21,10 @@ LABELS = (
 
 
 def _validate(obj: dict) -> None:
-    kubernetes_validate.validate(obj, SCHEMA_VERSION, strict=True)
+    if obj["kind"] in crds.CRD_KINDS:
+        crds.validate(obj)
+    else:
+        kubernetes_validate.validate(obj, SCHEMA_VERSION, strict=True)
 
 
 def test_every_rendered_object_is_valid_for_the_pinned_kubernetes_version(any_render: Manifest) -> None:
@@ -95,6 +99,29 @@ def test_every_referenced_configmap_is_rendered(any_render: Manifest) -> None:
         for volume in spec.get("volumes", []):
             if "configMap" in volume:
                 assert any_render.has("ConfigMap", volume["configMap"]["name"]), f"{where}: {volume}"
+
+
+def test_every_container_requests_resources(any_render: Manifest) -> None:
+    # A namespace with a ResourceQuota refuses a pod any of whose containers, init containers included, lacks them.
+    for where, spec in any_render.pod_specs():
+        for container in all_containers(spec):
+            requests = container.get("resources", {}).get("requests", {})
+            assert {"cpu", "memory"} <= requests.keys(), f"{where} {container['name']}: {requests}"
+
+
+def test_every_empty_dir_has_a_size_limit(any_render: Manifest) -> None:
+    for where, spec in any_render.pod_specs():
+        for volume in spec.get("volumes", []):
+            if "emptyDir" in volume:
+                assert volume["emptyDir"].get("sizeLimit"), f"{where}: {volume}"
+
+
+def test_the_crd_validator_rejects_an_unknown_route_field() -> None:
+    import jsonschema
+
+    route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "x"}}
+    with pytest.raises(jsonschema.ValidationError):
+        crds.validate({**route, "spec": {"parentRefs": [{"name": "gw"}], "rulez": []}})
 
 
 def test_images_are_pinned(any_render: Manifest) -> None:
