@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help install test lint format bench bench-large bench-local lifecycle-policy lock up down status demo push-dags-local
+.PHONY: help install test test-fast lint format bench bench-large bench-local lifecycle-policy lock up down status demo push-dags-local
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -16,6 +16,15 @@ install: ## Install every pinned tool into the repo (.venv, node_modules, .tools
 
 test: install lint ## Install, lint, and run the whole test suite (what CI runs)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The tests that need no Docker engine and no cluster (the image and cluster folders): minutes, not most of an hour.
+FAST_IGNORE := --ignore=tests/image --ignore=tests/cluster
+
+test-fast: ## The inner loop: lint and every test but the image and cluster ones (no Docker, no Kubernetes)
+	scripts/bootstrap python && scripts/bootstrap node && scripts/bootstrap helm && scripts/bootstrap postgres
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest $(FAST_IGNORE) $(PYTEST_ARGS)
 
 lint: install ## ruff (lint + format check)
 	$(VENV)/bin/ruff check .

@@ -36,7 +36,6 @@ as its XCom. See docs/retention.md.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -45,71 +44,29 @@ from airflow.sdk import Param, dag, task
 
 from include.blob_retention import (
     DEFAULT_LOG_RETENTION_DAYS,
+    DEFAULT_MAX_DELETIONS,
+    DEFAULT_XCOM_RETENTION_DAYS,
+    LOG_RETENTION_VARIABLE,
+    MAX_DELETIONS_VARIABLE,
+    XCOM_RETENTION_VARIABLE,
     cutoff_for,
-    open_container,
     referenced_uri,
     remote_log_location,
+    resolve_setting,
+    sweep,
     sweep_log_container,
     sweep_xcom_container,
 )
 
 log = logging.getLogger(__name__)
 
-XCOM_RETENTION_VARIABLE = "blob_retention_xcom_days"
-LOG_RETENTION_VARIABLE = "blob_retention_log_days"
-MAX_DELETIONS_VARIABLE = "blob_retention_max_deletions"
-DEFAULT_XCOM_RETENTION_DAYS = 7
-DEFAULT_MAX_DELETIONS = 10_000
 
-
-# ------------------------------------------------------------------------------------------------ settings
-
-
-def resolve_setting(param: Any, variable: str, default: float, *, minimum: float, integer: bool = False) -> float:
-    """The run's param if given, else the Airflow Variable if set, else ``default``; validated."""
-    from airflow.sdk import Variable
-
-    source = "param"
-    raw = param
-    if raw is None:
-        source, raw = f"Variable {variable}", Variable.get(variable, default=None)
-    if raw is None:
-        return default
-    try:
-        value = int(raw) if integer else float(raw)
-    except (TypeError, ValueError):
-        value = None
-    if value is None or value < minimum:
-        kind = "a whole number" if integer else "a number"
-        raise ValueError(f"{source} {variable}: expected {kind} >= {minimum}, got {raw!r}")
-    return value
-
-
-# ------------------------------------------------------------------------------------------------------ DAG
-
-
-def run_sweep(
-    what: str,
-    sweeper: Callable[..., Any],
-    params: dict[str, Any],
-    *,
-    conn_id: str,
-    container_name: str,
-    prefix: str,
-    days: float,
-) -> dict[str, Any]:
-    """One sweep task's work: the deletion bound, the container, the sweep, its summary in the log and as XCom."""
-    limit = int(
+def max_deletions(params: dict[str, Any]) -> int:
+    return int(
         resolve_setting(
             params.get("max_deletions"), MAX_DELETIONS_VARIABLE, DEFAULT_MAX_DELETIONS, minimum=1, integer=True
         )
     )
-    container = open_container(conn_id, container_name, what)
-    if container is None:
-        return {"location": container_name, "scanned": 0}
-    report = sweeper(container, prefix, cutoff_for(days), dry_run=bool(params.get("dry_run")), max_deletions=limit)
-    report.log_summary(f"{what} blob")
-    return report.as_dict()
 
 
 @dag(
@@ -156,9 +113,10 @@ def maintenance_blob_retention():
         days = resolve_setting(
             params.get("xcom_retention_days"), XCOM_RETENTION_VARIABLE, DEFAULT_XCOM_RETENTION_DAYS, minimum=0
         )
-        return run_sweep(
-            "XCom", partial(sweep_xcom_container, lookup=referenced_uri), params,
-            conn_id=config.conn_id, container_name=config.container, prefix=config.prefix, days=days,
+        return sweep(
+            "XCom", partial(sweep_xcom_container, lookup=referenced_uri),
+            conn_id=config.conn_id, container_name=config.container, prefix=config.prefix, cutoff=cutoff_for(days),
+            dry_run=bool(params.get("dry_run")), max_deletions=max_deletions(params),
         )  # fmt: skip
 
     @task(multiple_outputs=False)
@@ -171,9 +129,10 @@ def maintenance_blob_retention():
         days = resolve_setting(
             params.get("log_retention_days"), LOG_RETENTION_VARIABLE, DEFAULT_LOG_RETENTION_DAYS, minimum=0
         )
-        return run_sweep(
-            "Task-log", sweep_log_container, params,
-            conn_id=location.conn_id, container_name=location.container, prefix=location.prefix, days=days,
+        return sweep(
+            "Task-log", sweep_log_container,
+            conn_id=location.conn_id, container_name=location.container, prefix=location.prefix,
+            cutoff=cutoff_for(days), dry_run=bool(params.get("dry_run")), max_deletions=max_deletions(params),
         )  # fmt: skip
 
     sweep_xcom_blobs()

@@ -408,7 +408,8 @@ def decode_table(data: Any, python_type: str) -> Any:
     del data
     if python_type == "pyarrow.Table":
         return table
-    from pandas.io._util import arrow_table_to_pandas  # what pd.read_parquet runs: the same dtypes (pinned pandas)
+    # What pd.read_parquet runs: the same dtypes. Private to pandas: tests/xcom/test_private_apis.py pins it.
+    from pandas.io._util import arrow_table_to_pandas
 
     metadata = table.schema.metadata or {}
     # self_destruct frees Arrow's copy of each column as soon as pandas has its own, and split_blocks keeps pandas
@@ -426,7 +427,8 @@ def decode_table(data: Any, python_type: str) -> Any:
 
 def _released(data: Any, bound_s: float = 1.0) -> None:
     """Wait (at most ``bound_s``) until ``data`` is referenced by its caller only: after read_table returns, one of
-    Arrow's IO threads may still hold a view of the source for a moment (it drops it once it gets the GIL)."""
+    Arrow's IO threads may still hold a view of the source for a moment (it drops it once it gets the GIL): an
+    implementation detail of pyarrow, pinned by tests/xcom/test_private_apis.py."""
     deadline = time.monotonic() + bound_s
     # 3 references: the caller's variable, this parameter, getrefcount's argument.
     while sys.getrefcount(data) > 3:
@@ -503,6 +505,7 @@ def service_client(conn_id: str) -> BlobServiceClient:
     # The SDK moves a blob above 64 MiB in 4 MiB blocks and reads it in 4 MiB chunks: 32 MiB halves the transfer
     # time of a large DataFrame (docs/benchmarks/xcom.md). These are the SDK's max_block_size/max_chunk_get_size
     # client settings, set on the client's configuration (shared by its blob clients) however it was built.
+    # Private to the SDK: tests/xcom/test_private_apis.py pins both.
     client._config.max_block_size = TRANSFER_BLOCK_BYTES
     client._config.max_chunk_get_size = TRANSFER_BLOCK_BYTES
     return client

@@ -25,6 +25,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_LOG_RETENTION_DAYS = 30  # the retention DAG's default, and the lifecycle policy's (scripts/lifecycle_policy.py)
+DEFAULT_XCOM_RETENTION_DAYS = 7  # the retention DAG's minimum age of an unreferenced XCom blob
+DEFAULT_MAX_DELETIONS = 10_000  # the retention DAG's bound per sweep and run
+# The Airflow Variables that give the retention DAG's defaults (a run's params win over them).
+XCOM_RETENTION_VARIABLE = "blob_retention_xcom_days"
+LOG_RETENTION_VARIABLE = "blob_retention_log_days"
+MAX_DELETIONS_VARIABLE = "blob_retention_max_deletions"
 BATCH_SIZE = 256  # Azure's limit of one blob-batch delete request
 REPORTED_NAMES = 50  # names listed in the log and the returned summary, per category
 # Characters that would change the meaning of an Execution API URL (query, fragment, escapes): an id holding
@@ -338,3 +344,45 @@ def open_container(conn_id: str, name: str, what: str) -> ContainerClient | None
         return container
     log.info("%s container %s does not exist: nothing to sweep.", what, name)
     return None
+
+
+def sweep(
+    what: str,
+    sweeper: Callable[..., SweepReport],
+    *,
+    conn_id: str,
+    container_name: str,
+    prefix: str,
+    cutoff: datetime,
+    dry_run: bool,
+    max_deletions: int,
+) -> dict[str, Any]:
+    """One sweep (the retention DAG's tasks, the db-cleanup CronJob's second step): open the container, run
+    ``sweeper`` (sweep_xcom_container with its lookup, or sweep_log_container) over it, log its summary, return it."""
+    container = open_container(conn_id, container_name, what)
+    if container is None:
+        return {"location": container_name, "scanned": 0}
+    report = sweeper(container, prefix, cutoff, dry_run=dry_run, max_deletions=max_deletions)
+    report.log_summary(f"{what} blob")
+    return report.as_dict()
+
+
+def resolve_setting(param: Any, variable: str, default: float, *, minimum: float, integer: bool = False) -> float:
+    """A retention DAG setting: the run's param if given, else the Airflow Variable if set, else ``default``;
+    validated (a bad value raises naming where it came from)."""
+    from airflow.sdk import Variable
+
+    source = "param"
+    raw = param
+    if raw is None:
+        source, raw = f"Variable {variable}", Variable.get(variable, default=None)
+    if raw is None:
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except (TypeError, ValueError):
+        value = None
+    if value is None or value < minimum:
+        kind = "a whole number" if integer else "a number"
+        raise ValueError(f"{source} {variable}: expected {kind} >= {minimum}, got {raw!r}")
+    return value

@@ -26,6 +26,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -139,22 +140,19 @@ def db_referenced_uri(ids: XComIds) -> str | None:
 def sweep_xcom_blobs(args: argparse.Namespace, now: datetime) -> dict[str, Any]:
     """The XCom orphan sweep over the backend's container, rows read from the metadata DB."""
     from include.azblob_xcom_backend import BackendConfig
-    from include.blob_retention import open_container, sweep_xcom_container
+    from include.blob_retention import sweep, sweep_xcom_container
 
     config = BackendConfig.from_airflow()
-    container = open_container(config.conn_id, config.container, "XCom")
-    if container is None:
-        return {"location": config.container, "scanned": 0}
-    report = sweep_xcom_container(
-        container,
-        config.prefix,
-        now - timedelta(hours=args.xcom_blob_grace_hours),
+    return sweep(
+        "XCom",
+        partial(sweep_xcom_container, lookup=db_referenced_uri),
+        conn_id=config.conn_id,
+        container_name=config.container,
+        prefix=config.prefix,
+        cutoff=now - timedelta(hours=args.xcom_blob_grace_hours),
         dry_run=args.dry_run,
         max_deletions=args.max_blob_deletions,
-        lookup=db_referenced_uri,
     )
-    report.log_summary("XCom blob")
-    return report.as_dict()
 
 
 def main(argv: list[str]) -> int:

@@ -60,7 +60,7 @@ gitSync: <root>/<link>/<subPath>; image and gitBundle: the image's folder (GitDa
 {{/*
 Where users open the UI, as YAML {url, scheme, host, path}: config.api.base_url when set (the api-server serves under
 its path); otherwise what the ingress (ingress.host, TLS) or the Gateway route (its first hostname) says, at the root.
-host is "" when nothing names one; path has no trailing slash ("" at the root). _validation.tpl refuses an ingress or
+host is a name without a port ("" when nothing names one); path has no trailing slash ("" at the root). _validation.tpl refuses an ingress or
 route that disagrees with base_url.
 */}}
 {{- define "airflow-azblob.publicUrl" -}}
@@ -69,7 +69,7 @@ route that disagrees with base_url.
 {{- if $baseUrl -}}
 {{- $u := urlParse $baseUrl -}}
 scheme: {{ $u.scheme }}
-host: {{ $u.host | quote }}
+host: {{ regexReplaceAll ":[0-9]+$" $u.host "" | quote }}
 path: {{ include "airflow-azblob.basePath" . | quote }}
 url: {{ printf "%s://%s%s/" $u.scheme $u.host (include "airflow-azblob.basePath" .) | quote }}
 {{- else -}}

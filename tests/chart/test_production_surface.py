@@ -188,3 +188,10 @@ def test_init_containers_request_what_their_pods_main_container_does() -> None:
     for container in all_containers(spec):
         if container["name"].startswith("git-sync"):
             assert container["resources"] == {"requests": {"cpu": "10m", "memory": "32Mi"}}
+
+
+def test_a_base_url_with_a_port_gives_the_ingress_its_host_name_alone() -> None:
+    values = {"config": {"api": {"base_url": "http://localhost:31080/airflow/"}}, "ingress.enabled": True}
+    (rule,) = render(values).get("Ingress", "api-server")["spec"]["rules"]
+    assert (rule["host"], rule["http"]["paths"][0]["path"]) == ("localhost", "/airflow")
+    assert "open http://localhost:31080/airflow/" in render_notes(values)
