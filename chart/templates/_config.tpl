@@ -42,6 +42,10 @@ azblob_xcom:
 logging:
   base_log_folder: {set: "logs.remote.* (locally, every pod writes to an emptyDir at the image's log folder)", when: true, value: {{ include "airflow-azblob.logsFolder" . | toJson }}}
   remote_logging: {set: logs.remote.enabled, when: true, value: {{ $remote }}}
+  {{- /* The task handler deletes a task's whole local log folder after the upload: safe where each worker pod has its
+  own (KubernetesExecutor), not where tasks share one (the LocalExecutor's scheduler lost a retried task's first
+  log that way). Deleting keeps the triggerer's folder, and kept failed worker pods, from growing for ever. */}}
+  delete_local_logs: {set: "logs.remote.enabled (deleted after upload with the KubernetesExecutor)", when: true, value: {{ and $remote $kube }}}
   remote_base_log_folder: {set: logs.remote.prefix, when: {{ $remote }}, value: {{ printf "wasb://%s" (trimAll "/" $v.logs.remote.prefix) | toJson }}}
   remote_log_conn_id: {set: logs.remote.connectionId, when: {{ $remote }}, value: {{ include "airflow-azblob.logsConnectionId" . | toJson }}}
 azure_remote_logging:

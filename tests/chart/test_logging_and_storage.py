@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 
+import pytest
+
 from tests.support.helm import FULLNAME, Manifest, render
 
 
@@ -33,8 +35,21 @@ def test_remote_logging_off_renders_no_remote_settings() -> None:
     assert not parser.has_section("azure_remote_logging")
 
 
-def test_local_logs_are_not_deleted_by_default() -> None:
-    assert render().airflow_config()["logging"]["delete_local_logs"] == "False"
+@pytest.mark.parametrize(
+    ("values", "deleted"),
+    [
+        ({}, "True"),  # KubernetesExecutor: each worker pod has a log folder of its own
+        ({"executor": "LocalExecutor"}, "False"),  # tasks share the scheduler's folder
+        ({"logs.remote.enabled": False}, "False"),  # the local copy is the only one
+    ],
+    ids=["kubernetes-executor", "local-executor", "no-remote-logs"],
+)
+def test_local_task_logs_are_deleted_after_upload_only_where_each_pod_has_its_own_folder(values, deleted) -> None:
+    assert render(values).airflow_config()["logging"]["delete_local_logs"] == deleted
+
+
+def test_the_dag_processor_logs_to_its_output_not_to_files_that_grow() -> None:
+    assert render().airflow_config()["logging"]["dag_processor_log_target"] == "stdout"
 
 
 def test_azurite_connection_is_a_connection_string_with_an_explicit_blob_endpoint() -> None:
