@@ -22,7 +22,10 @@ MAY_DIFFER = {
     ("core", "plugins_folder"): "the checkout's include/plugins, which the image bakes under /opt/airflow",
     ("core", "simple_auth_manager_passwords_file"): "path",
     ("logging", "base_log_folder"): "path",
-    ("logging", "delete_local_logs"): "follows the executor: tasks share one log folder here, each pod has its own there",
+    (
+        "logging",
+        "delete_local_logs",
+    ): "follows the executor: tasks share one log folder here, each pod has its own there",
     ("dag_processor", "dag_bundle_config_list"): "DAG delivery: GitDagBundle from a local repo instead of git-sync",
     ("dag_processor", "dag_bundle_storage_path"): "path",
 }
