@@ -76,7 +76,7 @@ DEPLOY_ARGS ?=
 REMOTE ?=
 
 .PHONY: images cluster-up cluster-down cluster-status cluster-smoke deploy smoke ui push-dags
-.PHONY: kind-up kind-down kind-smoke kind-ui bench-cluster
+.PHONY: kind-up kind-down kind-smoke kind-ui bench-cluster bench-cluster-suite
 
 images: install ## Build the stand-in images and airflow-azblob:local (no registry needed; root on Debian)
 	scripts/images build
@@ -107,6 +107,9 @@ push-dags: ## Commit ./dags and push it: to the in-cluster Git server of the cur
 
 bench-cluster: install ## Local cluster: cluster-up, image builds, install, KubernetesExecutor per-task timings -> docs
 	$(PY) scripts/bench_cluster.py
+
+bench-cluster-suite: install ## The cluster suite as a benchmark: resources per container, failover, rollout -> docs
+	$(PY) scripts/bench_cluster_suite.py
 
 # kind (docs/kind.md): needs docker, kind, kubectl and helm on your machine.
 kind-up: ## kind: create the cluster, then deploy (image build+load, Git server + DAGs, helm --wait, helm test)

@@ -195,3 +195,10 @@ def test_a_base_url_with_a_port_gives_the_ingress_its_host_name_alone() -> None:
     (rule,) = render(values).get("Ingress", "api-server")["spec"]["rules"]
     assert (rule["host"], rule["http"]["paths"][0]["path"]) == ("localhost", "/airflow")
     assert "open http://localhost:31080/airflow/" in render_notes(values)
+
+
+def test_a_replaced_api_server_keeps_serving_while_the_endpoints_forget_it() -> None:
+    spec = _pod_spec(render({"apiServer.drainSeconds": 7}), "api-server")
+    main = next(c for c in spec["containers"] if c["name"] == "api-server")
+    assert main["lifecycle"] == {"preStop": {"sleep": {"seconds": 7}}}
+    assert spec.get("terminationGracePeriodSeconds", 30) > 7

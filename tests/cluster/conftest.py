@@ -2,20 +2,23 @@
 deployed into it through scripts/deploy exactly as `make deploy` does, and everything torn down afterwards, with a
 check that `scripts/cluster down` left nothing of the cluster on this machine.
 
-Modules run in name order, and two depend on it: test_cluster_lifecycle.py must sort first (it brings a bare cluster
-up and down before this shared one exists) and test_upgrade_and_uninstall.py last (it uninstalls the release).
+Three modules depend on where they run, and pytest_collection_modifyitems below puts them there whatever their
+names: test_cluster_lifecycle.py first (it brings a bare cluster up and down before this shared one exists),
+test_production_surface.py next to last (it rolls every pod into the release's production shape and back), and
+test_upgrade_and_uninstall.py last (it uninstalls the release). The others run in name order between them.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -32,8 +35,32 @@ from tests.support.cluster import (
     machine_state,
 )
 from tests.support.helm import CHART, FULLNAME
+from tests.support.usage import UsageSampler
 
 pytestmark = pytest.mark.slow
+REPORT_ENV = "CLUSTER_SUITE_REPORT"
+
+HERE = Path(__file__).parent
+FIRST = ("test_cluster_lifecycle.py",)
+LAST = ("test_production_surface.py", "test_upgrade_and_uninstall.py")
+
+
+def module_rank(name: str) -> int:
+    """Where a module of this folder runs: FIRST ones before the rest, LAST ones after, in the order listed."""
+    if name in FIRST:
+        return FIRST.index(name) - len(FIRST)
+    if name in LAST:
+        return 1 + LAST.index(name)
+    return 0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order this folder's tests by module_rank (stable: name order within a rank), in the places they were
+    collected in, so the rest of the session keeps its order."""
+    slots = [i for i, item in enumerate(items) if item.path.parent == HERE]
+    ordered = sorted((items[i] for i in slots), key=lambda item: module_rank(item.path.name))
+    for slot, item in zip(slots, ordered, strict=True):
+        items[slot] = item
 
 
 @pytest.fixture(scope="package")
@@ -53,6 +80,8 @@ class Deployment:
     cluster: LocalCluster
     output: str  # what scripts/deploy install printed
     seconds: float
+    # What modules measure on the way (seconds, counts), for scripts/bench_cluster_suite.py's report.
+    measured: dict[str, float] = field(default_factory=dict)
 
     def login(self) -> tuple[str, str]:
         """The admin login the chart generated (its SimpleAuthManager passwords Secret)."""
@@ -84,24 +113,43 @@ class Deployment:
     def push_and_register(self, api: Api, workdir: Path, dag_file: Path, dag_id: str, *, timeout: float) -> str:
         """Push dags/ plus ``dag_file``; wait until ``dag_id`` is registered from that commit (not a registration
         left over from an earlier push, not stale); returns the commit."""
-        commit = self.push_dags(workdir, dag_file)
+        return self.push_and_register_all(api, workdir, {dag_id: dag_file}, timeout=timeout)
 
-        def registered_from_the_push() -> bool:
+    def push_and_register_all(self, api: Api, workdir: Path, dags: dict[str, Path], *, timeout: float) -> str:
+        """Push dags/ plus every file of ``dags`` (dag_id -> file); wait until each is registered from that commit."""
+        commit = self.push_dags(workdir, *dags.values())
+
+        def registered_from_the_push(dag_id: str) -> bool:
             if not api.dag_exists(dag_id):
                 return False
             dag = api.call("GET", f"/api/v2/dags/{dag_id}")
             return not dag["is_stale"] and (dag["bundle_version"] or "").startswith(commit)
 
-        wait_for(f"{dag_id} of commit {commit} to be registered", registered_from_the_push, timeout=timeout)
+        for dag_id in dags:
+            wait_for(
+                f"{dag_id} of commit {commit} to be registered",
+                lambda dag_id=dag_id: registered_from_the_push(dag_id),
+                timeout=timeout,
+            )
         return commit
 
 
 @pytest.fixture(scope="package")
-def deployment(cluster: LocalCluster) -> Deployment:
+def deployment(cluster: LocalCluster) -> Iterator[Deployment]:
+    """The chart installed by scripts/deploy. Every container's resource use is sampled from the node's cgroups
+    until the folder ends; with $CLUSTER_SUITE_REPORT set, that and what the modules measured are written there as
+    JSON (scripts/bench_cluster_suite.py)."""
+    sampler = UsageSampler(lambda: cluster.get("pods", "--all-namespaces")["items"])
+    sampler.start()
     started = time.monotonic()
     done = cluster.deploy("install")
     assert done.returncode == 0, f"scripts/deploy install failed:\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
-    return Deployment(cluster, done.stdout + done.stderr, time.monotonic() - started)
+    deployment = Deployment(cluster, done.stdout + done.stderr, time.monotonic() - started)
+    yield deployment
+    sampler.stop()
+    if report := os.environ.get(REPORT_ENV):
+        data = {"install_seconds": deployment.seconds, "measured": deployment.measured, "usage": sampler.summary()}
+        Path(report).write_text(json.dumps(data, indent=2) + "\n")
 
 
 @pytest.fixture(scope="package")

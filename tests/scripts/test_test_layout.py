@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from scripts.paths import ROOT
 
 
-def test_the_cluster_modules_run_the_lifecycle_first_and_the_uninstall_last():
-    """pytest runs tests/cluster in name order: test_cluster_lifecycle.py needs the machine before the shared cluster
-    exists, test_upgrade_and_uninstall.py uninstalls the release (tests/cluster/conftest.py). A module named to sort
-    before the first tears the shared cluster down under every later test."""
-    names = sorted(path.name for path in (ROOT / "tests" / "cluster").glob("test_*.py"))
-    assert names[0] == "test_cluster_lifecycle.py", names
-    assert names[-1] == "test_upgrade_and_uninstall.py", names
+def test_the_cluster_modules_run_the_lifecycle_first_and_the_production_shape_and_uninstall_last() -> None:
+    """tests/cluster/conftest.py orders the folder (pytest_collection_modifyitems): test_cluster_lifecycle.py needs
+    the machine before the shared cluster exists, test_production_surface.py rolls every pod, and
+    test_upgrade_and_uninstall.py uninstalls the release. Checked on pytest's own collection, whatever the names."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "tests/cluster"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    modules: list[str] = []
+    for line in done.stdout.splitlines():
+        if "::" in line and (module := line.split("::")[0].rsplit("/", 1)[-1]) not in modules:
+            modules.append(module)
+    on_disk = {path.name for path in (ROOT / "tests" / "cluster").glob("test_*.py")}
+    assert set(modules) == on_disk, done.stdout[-2000:]
+    assert modules[0] == "test_cluster_lifecycle.py", modules
+    assert modules[-2:] == ["test_production_surface.py", "test_upgrade_and_uninstall.py"], modules

@@ -26,7 +26,8 @@ def missing_capability() -> str | None:
     if os.geteuid() != 0 or not Path("/etc/debian_version").exists():
         return "images and the local cluster need root on Debian (elsewhere: make kind-up)"
     missing = [tool for tool in TOOLS if not (CLUSTER_BIN / tool).exists()]
-    missing += [cmd for cmd in ("dockerd", "containerd", "etcd", "debootstrap", "iptables") if not shutil.which(cmd)]
+    commands = ("dockerd", "containerd", "etcd", "debootstrap", "iptables", "nginx")
+    missing += [cmd for cmd in commands if not shutil.which(cmd)]
     if missing:
         return f"{', '.join(missing)} not installed: run `make install` as root (scripts/bootstrap cluster)"
     return None
