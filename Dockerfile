@@ -11,7 +11,7 @@
 # 20.10) handles every instruction here, so a build never has to pull a frontend image.
 ARG AIRFLOW_VERSION=3.3.2
 ARG PYTHON_VERSION=3.12
-# The base image. `make images` builds a stand-in from config/images/airflow where no registry is reachable and
+# The base image. `make images` builds a stand-in from scripts/localcluster/standins/airflow where no registry is reachable and
 # passes it here; everyone else gets the official image.
 ARG AIRFLOW_BASE_IMAGE=apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}
 # pip constraints: a path in the build container or a URL. The default is this repository's requirements.lock

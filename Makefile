@@ -79,16 +79,16 @@ REMOTE ?=
 .PHONY: kind-up kind-down kind-smoke kind-ui bench-cluster bench-cluster-suite
 
 images: install ## Build the stand-in images and airflow-azblob:local (no registry needed; root on Debian)
-	scripts/images build
+	scripts/localcluster/images build
 
 cluster-up: install ## Local Kubernetes as processes of this machine (root on Debian); prints its KUBECONFIG
-	scripts/cluster up
+	scripts/localcluster/cluster up
 
 cluster-down: ## Stop the local cluster and remove what it added to this machine (PURGE=1: its image cache too)
-	scripts/cluster down $(if $(PURGE),--purge)
+	scripts/localcluster/cluster down $(if $(PURGE),--purge)
 
 cluster-status: ## Which local-cluster processes run, and the node's state
-	scripts/cluster status
+	scripts/localcluster/cluster status
 
 cluster-smoke: ## Run example_dataframe_pipeline on the local cluster through the REST API
 	KUBECONFIG=$(CURDIR)/.local/cluster/kubeconfig scripts/deploy $(DEPLOY_ARGS) smoke

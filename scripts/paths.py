@@ -12,6 +12,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # scripts/bootstrap helm: the helm every script and test renders or installs the chart with.
 HELM = ROOT / ".tools" / "bin" / "helm"
+# The local cluster (make cluster-up, make images): Kubernetes as processes of this machine and the stand-in images,
+# for machines that reach no image registry; CI runs the chart there. Its entry points, component configuration,
+# stand-in Dockerfiles and the values it layers on config/profiles/kind.yaml all live in this one folder.
+LOCAL_CLUSTER = ROOT / "scripts" / "localcluster"
+CLUSTER_SCRIPT = LOCAL_CLUSTER / "cluster"
+IMAGES_SCRIPT = LOCAL_CLUSTER / "images"
+LOCAL_CLUSTER_VALUES = LOCAL_CLUSTER / "values.yaml"
+# The go.mod that pins the Kubernetes binaries scripts/bootstrap builds.
+KUBERNETES_MODULE = LOCAL_CLUSTER / "config" / "kubernetes"
 # scripts/bootstrap helm: the Gateway API's standard CRDs (the chart's HTTPRoute is checked against them).
 GATEWAY_API_CRDS = ROOT / ".tools" / "gateway-api"
 # scripts/bootstrap cluster: kube-apiserver, kubelet, kubectl, CoreDNS, ... of the local cluster.

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts.devcluster import images
 from scripts.devstack.services import Azurite
+from scripts.localcluster import images
 from scripts.paths import ROOT
 from tests.support.airflow import AIRFLOW_BIN, XCOM_BACKEND, wasb_connection
 from tests.support.machine import require_cluster_machine

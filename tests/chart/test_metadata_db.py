@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from include.metadata_db_url import async_url
-from scripts.devcluster.pki import Identity, Pki
 from scripts.devstack.services import Postgres
 from scripts.devstack.stack import MIGRATE_ARGS
+from scripts.localcluster.pki import Identity, Pki
 from tests.support.helm import Manifest, env_of, render
 
 SYNC = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.chart.conftest import CASES, MATRIX, case_id, render_case
-from tests.support.helm import CHART, PROFILES, render, render_error, render_helper
+from tests.support.helm import CHART, profile_file, render, render_error, render_helper
 
 OWNED = render_helper("airflow-azblob.ownedConfig")
 OWNED_KEYS = [(section, key) for section, keys in OWNED.items() for key in keys]
@@ -48,7 +48,7 @@ def test_a_user_value_for_the_backend_threshold_is_refused_not_overridden() -> N
 def _config_values(profile: str | None, values: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The `config:` block of values.yaml, the profile and the case, merged as helm merges them."""
     merged: dict[str, dict[str, Any]] = {}
-    layers = [USER_CONFIG, yaml.safe_load((PROFILES / f"{profile}.yaml").read_text()) if profile else {}, values]
+    layers = [USER_CONFIG, yaml.safe_load(profile_file(profile).read_text()) if profile else {}, values]
     for layer in [USER_CONFIG, *(layer.get("config", {}) for layer in layers[1:])]:
         for section, keys in (layer or {}).items():
             merged.setdefault(section, {}).update(keys or {})

@@ -1,6 +1,6 @@
 """The local cluster for tests/cluster: brought up once for this folder (after the images are built), the chart
 deployed into it through scripts/deploy exactly as `make deploy` does, and everything torn down afterwards, with a
-check that `scripts/cluster down` left nothing of the cluster on this machine.
+check that `scripts/localcluster/cluster down` left nothing of the cluster on this machine.
 
 Three modules depend on where they run, and pytest_collection_modifyitems below puts them there whatever their
 names: test_cluster_lifecycle.py first (it brings a bare cluster up and down before this shared one exists),
@@ -72,7 +72,7 @@ def cluster(built_images: dict[str, float]) -> Iterator[LocalCluster]:
     finally:
         cluster_script("down")
         left = leftovers(before, machine_state())
-        assert not left, f"scripts/cluster down left these behind: {left}"
+        assert not left, f"scripts/localcluster/cluster down left these behind: {left}"
 
 
 @dataclass
@@ -95,7 +95,7 @@ class Deployment:
 
     def upgrade(self, *args: str) -> subprocess.CompletedProcess:
         """`helm upgrade` of the release with the local cluster's profiles plus ``args``, waiting for the pods."""
-        values = [arg for profile in PROFILES for arg in ("--values", str(ROOT / profile))]
+        values = [arg for profile in PROFILES for arg in ("--values", str(profile))]
         return self.cluster.helm("upgrade", RELEASE, str(CHART), *values, *args, "--wait", "--timeout", "10m")
 
     def push_dags(self, workdir: Path, *extra: Path) -> str:

@@ -22,7 +22,7 @@ from scripts.airflow_api import (
     wait_for,
     wait_for_run,
 )
-from scripts.devcluster.podwatch import EXECUTOR_SELECTOR
+from scripts.localcluster.podwatch import EXECUTOR_SELECTOR
 from tests.cluster.conftest import Deployment
 from tests.support.cluster import RELEASE
 from tests.support.helm import FULLNAME

@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import pytest
 
-from scripts.devcluster.cluster import NODE_NAME, PATHS
-from scripts.paths import ROOT
+from scripts.localcluster.cluster import NODE_NAME, PATHS
+from scripts.paths import CLUSTER_SCRIPT, KUBERNETES_MODULE
 from tests.support.cluster import LocalCluster, cluster_script, leftovers, machine_state
 
 pytestmark = pytest.mark.slow
@@ -33,7 +33,7 @@ spec:
 
 
 def pinned_kubernetes() -> str:
-    go_mod = (ROOT / "config" / "cluster" / "kubernetes" / "go.mod").read_text()
+    go_mod = (KUBERNETES_MODULE / "go.mod").read_text()
     return re.search(r"k8s\.io/kubernetes (v[\d.]+)", go_mod)[1]
 
 
@@ -73,12 +73,12 @@ def test_up_status_and_down_are_idempotent_and_down_leaves_nothing_behind(built_
     cluster_script("down")
     assert "no local cluster is running" in cluster_script("down").stdout
     assert not leftovers(before, machine_state())
-    assert subprocess.run([ROOT / "scripts" / "cluster", "status"], capture_output=True, check=False).returncode == 1
+    assert subprocess.run([CLUSTER_SCRIPT, "status"], capture_output=True, check=False).returncode == 1
 
 
 def test_up_refuses_to_run_without_root_and_points_to_kind() -> None:
     done = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ROOT / "scripts" / "cluster", "up"],
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", CLUSTER_SCRIPT, "up"],
         capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
     assert done.returncode == 1

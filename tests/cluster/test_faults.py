@@ -26,8 +26,8 @@ from azure.storage.blob import BlobServiceClient
 
 from include.azblob_xcom_backend import parse_uri
 from scripts.airflow_api import Api, ApiError, run_path, task_instances, trigger_dag, wait_for
-from scripts.devcluster.podwatch import EXECUTOR_SELECTOR, PodWatch
 from scripts.devstack.services import azurite_connection_string
+from scripts.localcluster.podwatch import EXECUTOR_SELECTOR, PodWatch
 from tests.cluster.conftest import Deployment
 from tests.cluster.gated import (
     DAG_ID,

@@ -14,7 +14,7 @@ from tests.cluster.conftest import Deployment
 pytestmark = pytest.mark.slow
 PUSHED = Path(__file__).parent / "dags" / "cluster_pushed_dag.py"
 DAG_ID = "cluster_pushed_dag"
-# The chart's bundle refreshes every 10 s (config/profiles/local-cluster.yaml), then the file is parsed.
+# The chart's bundle refreshes every 10 s (scripts/localcluster/values.yaml), then the file is parsed.
 REGISTERED_BOUND_S = 120
 
 

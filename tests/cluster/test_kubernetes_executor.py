@@ -13,8 +13,8 @@ from azure.storage.blob import BlobServiceClient
 
 from include.azblob_xcom_backend import metadata_ids, parse_uri
 from scripts.airflow_api import Api, run_dag, run_path
-from scripts.devcluster.podwatch import EXECUTOR_SELECTOR, PodLife, PodWatch
 from scripts.devstack.services import azurite_connection_string
+from scripts.localcluster.podwatch import EXECUTOR_SELECTOR, PodLife, PodWatch
 from tests.cluster.conftest import Deployment
 from tests.support.cluster import NAMESPACE
 from tests.support.helm import all_containers, env_of, render

@@ -22,8 +22,8 @@ from azure.storage.blob import BlobServiceClient
 
 from include.azblob_xcom_backend import metadata_ids, parse_uri
 from scripts.airflow_api import Api, run_path, trigger_dag, wait_for_run
-from scripts.devcluster.podwatch import EXECUTOR_SELECTOR, PodLife, PodWatch
 from scripts.devstack.services import azurite_connection_string
+from scripts.localcluster.podwatch import EXECUTOR_SELECTOR, PodLife, PodWatch
 from tests.cluster.conftest import Deployment
 from tests.support.cluster import NAMESPACE
 from tests.support.helm import FULLNAME

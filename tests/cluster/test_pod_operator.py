@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from scripts.airflow_api import Api, run_dag, run_path
-from scripts.devcluster.podwatch import EXECUTOR_SELECTOR, PodLife, PodWatch
+from scripts.localcluster.podwatch import EXECUTOR_SELECTOR, PodLife, PodWatch
 from tests.cluster.conftest import Deployment
 from tests.support.cluster import NAMESPACE
 from tests.support.helm import all_containers

@@ -121,7 +121,7 @@ def test_helm_rollback_restores_the_previous_config_with_healthy_pods_and_the_sa
 def test_a_failed_atomic_upgrade_rolls_back_to_the_running_pods(deployment: Deployment) -> None:
     """An image that does not exist never becomes ready: --atomic undoes the upgrade; the pods that ran stay."""
     pods_before, current = pods_by_component(deployment), revision(deployment)
-    values = [arg for profile in PROFILES for arg in ("--values", str(ROOT / profile))]
+    values = [arg for profile in PROFILES for arg in ("--values", str(profile))]
     argv = [str(helm_binary()), "--kubeconfig", str(deployment.cluster.kubeconfig), "--namespace", NAMESPACE,
             "upgrade", RELEASE, str(CHART), *values, "--set", "images.airflow.tag=does-not-exist",
             "--atomic", "--timeout", "90s"]  # fmt: skip

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from scripts.devcluster.images import APP_IMAGE, standins, vcs_ref
+from scripts.localcluster.images import APP_IMAGE, standins, vcs_ref
 from scripts.paths import ROOT
 from tests.image.dockerfile import parse
 from tests.support.containers import docker

@@ -1,8 +1,9 @@
-"""Each stand-in image (config/images/standins.yaml) holds the contract the chart and the project's Dockerfile rely on.
+"""Each stand-in image (scripts/localcluster/standins/standins.yaml) holds the contract the chart and the project's
+Dockerfile rely on.
 
 The stand-ins exist only because this machine reaches no registry; users pull the official images. So every check
-runs what the chart renders (config/profiles/kind.yaml + local-cluster.yaml): the same command, arguments, env, user
-and read-only root filesystem, through tests/support/containers.py.
+runs what the chart renders (config/profiles/kind.yaml + scripts/localcluster/values.yaml): the same command,
+arguments, env, user and read-only root filesystem, through tests/support/containers.py.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
-from scripts.devcluster.images import APP_IMAGE, standin_for, standins
 from scripts.devstack.services import AZURITE_ACCOUNT, azurite_connection_string
-from scripts.paths import ROOT
+from scripts.localcluster.images import APP_IMAGE, standin_for, standins
+from scripts.paths import LOCAL_CLUSTER_VALUES, ROOT
 from tests.support.containers import Container, docker, run_rendered
 from tests.support.helm import Manifest, all_containers, render
 
@@ -46,7 +47,7 @@ def test_the_local_cluster_profile_runs_only_stand_ins_and_the_image_built_here(
 
 def test_the_profile_names_the_stand_in_of_each_image_the_chart_pulls_by_default() -> None:
     defaults = yaml.safe_load((ROOT / "chart" / "values.yaml").read_text())["images"]
-    profile = yaml.safe_load((ROOT / "config" / "profiles" / "local-cluster.yaml").read_text())["images"]
+    profile = yaml.safe_load(LOCAL_CLUSTER_VALUES.read_text())["images"]
     for key, image in profile.items():
         default = f"{defaults[key]['repository']}:{defaults[key]['tag']}"
         assert f"{image['repository']}:{image['tag']}" == standin_for(default), key

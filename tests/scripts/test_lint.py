@@ -13,10 +13,13 @@ BIN = ROOT / ".venv" / "bin"
 
 
 def shell_scripts() -> list[Path]:
-    """Files of scripts/ and .ci/ whose shebang names bash or sh."""
+    """Files of scripts/ (its subfolders too, but for the stand-ins' entrypoints, which mirror upstream images' own
+    and are held to them by tests/image) and .ci/ whose shebang names bash or sh."""
     found = []
     for folder in (ROOT / "scripts", ROOT / ".ci"):
-        for path in sorted(folder.iterdir()):
+        for path in sorted(folder.rglob("*")):
+            if "standins" in path.parts or "__pycache__" in path.parts:
+                continue
             if path.is_file() and path.read_bytes()[:64].split(b"\n")[0].startswith(b"#!"):
                 first = path.read_bytes().split(b"\n")[0]
                 if first.endswith((b"bash", b"/sh")):
@@ -26,7 +29,7 @@ def shell_scripts() -> list[Path]:
 
 def test_the_kind_and_push_scripts_are_among_the_checked_scripts() -> None:
     names = {path.name for path in shell_scripts()}
-    assert {"kind", "push-dags", "bootstrap", "run"} <= names
+    assert {"kind", "push-dags", "bootstrap", "run", "cluster", "images"} <= names
 
 
 @pytest.mark.parametrize("script", shell_scripts(), ids=lambda p: str(p.relative_to(ROOT)))

@@ -16,23 +16,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scripts.devcluster.cluster import CONTEXT, PATHS, RUN_DIR
 from scripts.devstack.services import free_port
-from scripts.paths import CLUSTER_BIN, ROOT
+from scripts.localcluster.cluster import CONTEXT, PATHS, RUN_DIR
+from scripts.paths import CLUSTER_BIN, CLUSTER_SCRIPT, LOCAL_CLUSTER_VALUES, ROOT
 from tests.support.helm import helm_binary
 
 NAMESPACE = "airflow"
 RELEASE = "airflow"
-PROFILES = ("config/profiles/kind.yaml", "config/profiles/local-cluster.yaml")
+PROFILES = (ROOT / "config" / "profiles" / "kind.yaml", LOCAL_CLUSTER_VALUES)
 
 
 def cluster_script(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """scripts/cluster (the `make cluster-*` entry point), failing with its output when it fails."""
-    done = subprocess.run(
-        [str(ROOT / "scripts" / "cluster"), *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
+    """scripts/localcluster/cluster (the `make cluster-*` entry point), failing with its output when it fails."""
+    done = subprocess.run([str(CLUSTER_SCRIPT), *args], capture_output=True, text=True, timeout=timeout, check=False)
     if done.returncode != 0:
-        raise AssertionError(f"scripts/cluster {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+        raise AssertionError(f"scripts/localcluster/cluster {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     return done
 
 

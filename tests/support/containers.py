@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scripts.devcluster.images import docker_binary
+from scripts.localcluster.images import docker_binary
 
 
 def docker(*args: str, timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess:

@@ -24,7 +24,7 @@ import yaml
 
 from scripts import chart
 from scripts.chart import CHART, RELEASE, HelmError
-from scripts.paths import HELM, ROOT
+from scripts.paths import HELM, LOCAL_CLUSTER_VALUES, ROOT
 
 PROFILES = ROOT / "config" / "profiles"
 NAMESPACE = "airflow"
@@ -126,8 +126,13 @@ def _profiles(profile: str | tuple[str, ...] | None) -> tuple[str, ...]:
     return (profile,) if isinstance(profile, str) else tuple(profile or ())
 
 
+def profile_file(name: str) -> Path:
+    """A profile of config/profiles/ by name, or "local-cluster": the local cluster's layer on the kind profile."""
+    return LOCAL_CLUSTER_VALUES if name == "local-cluster" else PROFILES / f"{name}.yaml"
+
+
 def profile_args(profile: str | tuple[str, ...] | None) -> list[str]:
-    return [arg for name in _profiles(profile) for arg in ("--values", str(PROFILES / f"{name}.yaml"))]
+    return [arg for name in _profiles(profile) for arg in ("--values", str(profile_file(name)))]
 
 
 @functools.cache

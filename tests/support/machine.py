@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.devcluster.cluster import TOOLS
+from scripts.localcluster.cluster import TOOLS
 from scripts.paths import CLUSTER_BIN
 
 

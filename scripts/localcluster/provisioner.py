@@ -2,10 +2,10 @@
 directory of this machine (mode 0777, like kind's local-path provisioner, so any pod uid can write to it) and a
 PersistentVolume bound to it; when the claim is deleted, the directory and the volume go too (reclaimPolicy Delete).
 
-Runs as a process of the cluster (scripts/devcluster/cluster.py starts and stops it), polling the apiserver once a
-second with its own client certificate (RBAC in config/cluster/addons.yaml).
+Runs as a process of the cluster (scripts/localcluster/cluster.py starts and stops it), polling the apiserver once a
+second with its own client certificate (RBAC in scripts/localcluster/config/addons.yaml).
 
-    python -m scripts.devcluster.provisioner --kubeconfig <file> --root <volumes dir>
+    python -m scripts.localcluster.provisioner --kubeconfig <file> --root <volumes dir>
 """
 
 from __future__ import annotations

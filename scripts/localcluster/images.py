@@ -1,12 +1,12 @@
-"""Images without a registry: `make images` (scripts/images) builds the project's image, and where no registry is
-reachable the stand-ins of config/images/standins.yaml it and the local cluster need.
+"""Images without a registry: `make images` (scripts/localcluster/images) builds the project's image, and where no
+registry is reachable the stand-ins of standins/standins.yaml (this folder) it and the local cluster need.
 
-    scripts/images build [--official]      stand-ins (debootstrap + docker build), then airflow-azblob:local FROM the
-                                           Airflow stand-in; --official: only airflow-azblob:local FROM apache/airflow
-    scripts/images list                    the stand-ins and what they replace
-    scripts/images standin-for IMAGE       the stand-in built for the official IMAGE
-    scripts/images docker-start | docker-stop   start (as root, Debian's dockerd) or stop the Docker engine this
-                                           script started (pid in .local/docker)
+    images build [--official]      stand-ins (debootstrap + docker build), then airflow-azblob:local FROM the
+                                   Airflow stand-in; --official: only airflow-azblob:local FROM apache/airflow
+    images list                    the stand-ins and what they replace
+    images standin-for IMAGE       the stand-in built for the official IMAGE
+    images docker-start | docker-stop   start (as root, Debian's dockerd) or stop the Docker engine this script
+                                   started (pid in .local/docker)
 
 airflow-azblob:local is always built from the repository's Dockerfile, unchanged: only build arguments differ
 (AIRFLOW_BASE_IMAGE, PYTHON_VERSION, VCS_REF). Every build gets the CA bundle as the build secret ``ca-bundle``
@@ -35,9 +35,9 @@ import yaml
 if __name__ == "__main__":  # run as a file: the checkout's root makes `scripts` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from scripts.paths import ROOT
+from scripts.paths import LOCAL_CLUSTER, ROOT
 
-STANDINS = ROOT / "config" / "images" / "standins.yaml"
+STANDINS = LOCAL_CLUSTER / "standins" / "standins.yaml"
 APP_IMAGE = "airflow-azblob:local"
 DOCKER_STATE = ROOT / ".local" / "docker"
 DEBIAN_SUITE = "bookworm"
@@ -248,7 +248,7 @@ def build_all(*, official: bool) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="scripts/images", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="scripts/localcluster/images", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
     build_parser = commands.add_parser("build", help="build the stand-ins and airflow-azblob:local")

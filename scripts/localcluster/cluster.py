@@ -1,15 +1,15 @@
 """A real single-node Kubernetes on this machine, run as plain processes: `make cluster-up` / `cluster-down` /
-`cluster-status` (scripts/cluster).
+`cluster-status` (scripts/localcluster/cluster, from the checkout's root):
 
-    scripts/cluster up            start etcd, containerd, the control plane, a kubelet, kube-proxy, CoreDNS and a
-                                  hostPath provisioner; print the kubeconfig (.local/cluster/kubeconfig)
-    scripts/cluster down [--purge]  stop everything and remove what it added to this machine (processes, mounts,
-                                  the bridge, the apiserver address, iptables rules); --purge drops the image cache
-    scripts/cluster status        which processes run, the node's state
-    scripts/cluster load-images IMAGE...   copy images from the Docker engine into the cluster's containerd
+    cluster up            start etcd, containerd, the control plane, a kubelet, kube-proxy, CoreDNS and a hostPath
+                          provisioner; print the kubeconfig (.local/cluster/kubeconfig)
+    cluster down [--purge]  stop everything and remove what it added to this machine (processes, mounts, the bridge,
+                          the apiserver address, iptables rules); --purge drops the image cache
+    cluster status        which processes run, the node's state
+    cluster load-images IMAGE...   copy images from the Docker engine into the cluster's containerd
 
 Why: kind's node images cannot be pulled where no registry is reachable, but the binaries build from the Go module
-proxy (scripts/bootstrap cluster, pinned by config/cluster/kubernetes/go.mod) and Debian ships containerd, runc,
+proxy (scripts/bootstrap cluster, pinned by config/kubernetes/go.mod of this folder) and Debian ships containerd, runc,
 the CNI plugins and etcd. Everything after cluster creation (images, the chart, DAGs, helm test) is the same code
 path as kind's (scripts/deploy). Needs root on Debian; elsewhere use `make kind-up`.
 
@@ -42,12 +42,12 @@ from pathlib import Path
 if __name__ == "__main__":  # run as a file: the checkout's root makes `scripts` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from scripts.devcluster import images
-from scripts.devcluster.pki import Identity, Pki
 from scripts.devstack.services import pid_alive
-from scripts.paths import CLUSTER_BIN, ROOT
+from scripts.localcluster import images
+from scripts.localcluster.pki import Identity, Pki
+from scripts.paths import CLUSTER_BIN, LOCAL_CLUSTER, ROOT
 
-CONFIG = ROOT / "config" / "cluster"
+CONFIG = LOCAL_CLUSTER / "config"
 STATE = Path(os.environ.get("CLUSTER_STATE_DIR", ROOT / ".local" / "cluster"))
 RUN_DIR = Path("/run/airflow-azblob-cluster")
 CONTEXT = "airflow-azblob-local"
@@ -154,7 +154,7 @@ def template_values() -> dict[str, str]:
 
 
 def render(template: str, target: Path) -> Path:
-    """config/cluster/<template> with its ${...} placeholders filled in, written to ``target``."""
+    """scripts/localcluster/config/<template> with its ${...} placeholders filled in, written to ``target``."""
     text = string.Template((CONFIG / template).read_text()).substitute(template_values())
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text)
@@ -431,7 +431,7 @@ def start_node() -> None:
     start("kube-proxy", [CLUSTER_BIN / "kube-proxy", f"--config={PATHS.etc / 'kube-proxy.yaml'}"])
     start("coredns", [CLUSTER_BIN / "coredns", "-conf", PATHS.etc / "Corefile"])
     start("provisioner", [
-        ROOT / ".venv" / "bin" / "python", ROOT / "scripts" / "devcluster" / "provisioner.py",
+        ROOT / ".venv" / "bin" / "python", LOCAL_CLUSTER / "provisioner.py",
         "--kubeconfig", PATHS.kubeconfigs / "provisioner.kubeconfig", "--root", PATHS.state / "volumes",
     ])  # fmt: skip
     wait_for("the node Ready", node_ready, timeout=120, process="kubelet")
@@ -486,7 +486,7 @@ def cmd_up() -> None:
 
 
 def ensure_pause_image() -> None:
-    """The sandbox image comes from the Docker engine (built here once: config/images/pause)."""
+    """The sandbox image comes from the Docker engine (built here once: scripts/localcluster/standins/pause)."""
     try:
         images.start_docker()
         if not images.image_exists(PAUSE_IMAGE):
@@ -715,7 +715,7 @@ def cmd_status() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="scripts/cluster", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="scripts/localcluster/cluster", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("up", help="start the cluster (idempotent)")
