@@ -1,8 +1,9 @@
 """Images without a registry: `make images` (scripts/localcluster/images) builds the project's image, and where no
 registry is reachable the stand-ins of standins/standins.yaml (this folder) it and the local cluster need.
 
-    images build [--official]      stand-ins (debootstrap + docker build), then airflow-azblob:local FROM the
-                                   Airflow stand-in; --official: only airflow-azblob:local FROM apache/airflow
+    images build [--official]      stand-ins (debootstrap + docker build; git-sync from $GITSYNC_SOURCE, the
+                                   upstream source tarball), then airflow-azblob:local FROM the Airflow stand-in;
+                                   --official: only airflow-azblob:local FROM apache/airflow
     images list                    the stand-ins and what they replace
     images standin-for IMAGE       the stand-in built for the official IMAGE
     images docker-start | docker-stop   start (as root, Debian's dockerd) or stop the Docker engine this script
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -43,6 +46,8 @@ DOCKER_STATE = ROOT / ".local" / "docker"
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
 DEFAULT_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+# Where the git-sync stand-in's source tarball is (upstream's git-sync at a release tag, dependencies vendored).
+GITSYNC_SOURCE_ENV = "GITSYNC_SOURCE"
 
 
 class ImageError(Exception):
@@ -61,6 +66,7 @@ class Standin:
     context: str | None = None
     dockerfile: str | None = None
     build: str | None = None
+    source: dict[str, str] | None = None  # build go-source: the tarball's name, sha256 and version
 
 
 def standins() -> dict[str, Standin]:
@@ -208,6 +214,68 @@ def build_debian(standin: Standin) -> float:
     return time.monotonic() - started
 
 
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def go_source(standin: Standin) -> Path | None:
+    """The source tarball of a go-source stand-in, checked against its sha256; None (said) when none is given outside
+    CI, where the image is only needed for the chart's git-sync mode. In CI a missing one is an error."""
+    source = standin.source or {}
+    given = os.environ.get(GITSYNC_SOURCE_ENV, "")
+    how = (
+        f"set {GITSYNC_SOURCE_ENV} to {source['name']} (kubernetes/git-sync {source['version']} as `git archive` "
+        f"writes it, vendor/ included; sha256 {source['sha256']})"
+    )
+    if not given:
+        if in_ci():
+            raise ImageError(f"{standin.image} is built from upstream source and none was given: {how}")
+        step(f"skipped {standin.image}: {how} to build it (needed for dags.mode gitSync on this cluster)")
+        return None
+    path = Path(given)
+    if not path.is_file():
+        raise ImageError(f"{GITSYNC_SOURCE_ENV}={given} is not a file: {how}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != source["sha256"]:
+        raise ImageError(f"{path} has sha256 {digest}, not {source['sha256']}: {how}")
+    return path
+
+
+def build_go_source(standin: Standin) -> float:
+    """A Go program built here from its source tarball (offline: vendored modules), then the stand-in's Dockerfile
+    around the binary. Skipped when the image already holds a build of the same source (its label)."""
+    source = standin.source or {}
+    label = "standin.source.sha256"
+    if image_exists(standin.image):
+        labels = json.loads(docker("image", "inspect", "--format", "{{json .Config.Labels}}", standin.image).stdout)
+        if (labels or {}).get(label) == source["sha256"]:
+            return 0.0
+    tarball = go_source(standin)
+    if tarball is None:
+        return 0.0
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix=f"standin-{standin.name}-") as tmp:
+        work, context = Path(tmp) / "src", Path(tmp) / "context"
+        work.mkdir()
+        context.mkdir()
+        subprocess.run(["tar", "-xzf", str(tarball), "-C", str(work)], check=True)
+        (tree,) = work.iterdir()
+        env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=vendor", "GOPROXY": "off"}
+        ldflags = f"-s -w -X k8s.io/git-sync/pkg/version.VERSION={source['version']}"
+        built = subprocess.run(
+            ["go", "build", "-trimpath", "-o", str(context / standin.name), "-ldflags", ldflags, "."],
+            cwd=tree, env=env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if built.returncode != 0:
+            raise ImageError(f"go build of {tarball.name} failed:\n{built.stderr[-3000:]}")
+        shutil.copy(ROOT / standin.dockerfile, context / "Dockerfile")
+        argv = ["build", "--tag", standin.image, "--label", f"{label}={source['sha256']}", str(context)]
+        done = docker(*argv, check=False)
+        if done.returncode != 0:
+            raise ImageError(f"docker build of {standin.image} failed:\n{done.stderr[-4000:]}")
+    return time.monotonic() - started
+
+
 def python_version_of(image: str) -> str:
     match = re.search(r"-python(\d+\.\d+)$", image)
     if not match:
@@ -238,6 +306,8 @@ def build_all(*, official: bool) -> dict[str, float]:
             step(f"stand-in {standin.image} (for {standin.replaces})")
             if standin.build == "debootstrap":
                 timings[standin.image] = build_debian(standin)
+            elif standin.build == "go-source":
+                timings[standin.image] = build_go_source(standin)
             else:
                 timings[standin.image] = build(standin.image, context=standin.context, dockerfile=standin.dockerfile)
     base = None if official else standins()["airflow"].image

@@ -198,6 +198,46 @@ def test_the_git_server_serves_pushes_as_its_manifest_runs_it(built_images: dict
             assert (Path(clone) / "dags" / "example_dataframe_pipeline.py").exists()
 
 
+# ----------------------------------------------------------------------------------------------- git-sync
+
+
+def test_git_sync_clones_the_pushed_dags_as_a_worker_pods_init_container_runs_it(
+    built_images: dict[str, float],
+) -> None:
+    """The stand-in built from upstream's source, run exactly as the chart renders the worker pod's one-shot clone
+    (entrypoint, uid 65533, read-only root, GITSYNC_* variables, --one-time), against the Git server stand-in."""
+    pod = git_server_pod()
+    init, daemon = pod["initContainers"][0], pod["containers"][0]
+    with run_rendered(daemon, pod) as server:
+        assert server.exec(*init["command"], env={"HOME": "/tmp"}).returncode == 0
+        url = f"git://{server.ip()}:9418/dags.git"
+        server.wait_until("git daemon listening", lambda: "Ready to rumble" in server.logs(), timeout=30)
+        pushed = subprocess.run(
+            [ROOT / "scripts" / "push-dags", "--source", ROOT / "dags", url],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+        values = {
+            "dags.mode": "gitSync", "dags.gitSync.repo": url, "dags.gitSync.ref": "main",
+            "dags.gitSync.subPath": "dags",
+        }  # fmt: skip
+        template = render(values, profile=LOCAL_CLUSTER).worker_pod_template()["spec"]
+        clone = next(c for c in template["initContainers"] if c["name"] == "git-sync-init")
+        assert clone["image"] == standins()["git-sync"].image
+        with run_rendered(clone, template) as syncing:
+            syncing.wait_until_exited(timeout=120)
+            assert syncing.state()["ExitCode"] == 0, syncing.logs()[-3000:]
+            dags = syncing.volume("dags") / "repo" / "dags"
+            assert (dags / "example_dataframe_pipeline.py").is_file(), syncing.logs()[-3000:]
+            assert (syncing.volume("dags") / "repo").is_symlink()
+            assert dags.resolve().stat().st_uid == 65533
+
+
+def test_git_sync_says_which_version_it_is(built_images: dict[str, float]) -> None:
+    done = docker("run", "--rm", standins()["git-sync"].image, "--version")
+    assert done.stdout.strip() == "v4.7.1", done.stdout + done.stderr
+
+
 # ----------------------------------------------------------------------------------------------- the pause
 
 

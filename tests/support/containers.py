@@ -31,6 +31,19 @@ def docker(*args: str, timeout: float = 120, check: bool = False) -> subprocess.
 @dataclass
 class Container:
     name: str
+    volumes: Path | None = None  # the host folder holding each volume mount's directory (run_rendered)
+
+    def volume(self, name: str) -> Path:
+        """The host directory bound to the container's volume mount ``name``."""
+        assert self.volumes is not None, "not started by run_rendered"
+        return self.volumes / name
+
+    def wait_until_exited(self, *, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.state()["Running"]:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name} still ran after {timeout:.0f} s; log:\n{self.logs()[-3000:]}")
+            time.sleep(0.2)
 
     def logs(self) -> str:
         done = docker("logs", self.name)
@@ -97,6 +110,6 @@ def run_rendered(
         if done.returncode != 0:
             raise AssertionError(f"docker run of {container['image']} failed: {done.stderr}")
         try:
-            yield Container(name)
+            yield Container(name, Path(volumes))
         finally:
             docker("rm", "--force", "--volumes", name)
