@@ -187,7 +187,7 @@ def test_init_containers_request_what_their_pods_main_container_does() -> None:
     assert wait["resources"] == main["resources"]
     for container in all_containers(spec):
         if container["name"].startswith("git-sync"):
-            assert container["resources"] == {"requests": {"cpu": "10m", "memory": "32Mi"}}
+            assert container["resources"] == {"requests": {"cpu": "10m", "memory": "64Mi"}}
 
 
 def test_a_base_url_with_a_port_gives_the_ingress_its_host_name_alone() -> None:
