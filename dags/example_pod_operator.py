@@ -3,9 +3,9 @@ resources, in the Airflow release's namespace; the container writes its small re
 which comes back as the task's XCom, and `report` reads it like any other task's result. The pod is deleted when the
 step ends.
 
-Needs the chart's `workers.podOperator.enabled` (on in the kind and local-cluster profiles): it gives the tasks'
-ServiceAccount the right to manage pods in the namespace and sets the `kubernetes_default` connection. The image is
-the Airflow image the chart deploys, standing in for your step's own (pass another one as the `image` param); on
+Needs the chart's `workers.podOperator.enabled` (on in the kind profile and the local cluster's values): it gives the
+tasks' ServiceAccount the right to manage pods in the namespace and sets the `kubernetes_default` connection. The image
+is the Airflow image the chart deploys, standing in for your step's own (pass another one as the `image` param); on
 the local stack (`make up`, no Kubernetes) this DAG fails at its first task, saying there is no cluster config.
 """
 

@@ -19,6 +19,8 @@ component -> facts, as YAML:
   passwords       the SimpleAuthManager passwords file
   podTemplate     the KubernetesExecutor's worker pod template
   logServerPort   the log server the api-server reads from (config.logging's port), if any
+  logServerPolicy its NetworkPolicy admits nothing but the api-server, to its log server (the api-server, Azurite
+                  and PostgreSQL have policies of their own)
 */}}
 {{- define "airflow-azblob.components" -}}
 {{- $kube := eq .Values.executor "KubernetesExecutor" -}}
@@ -33,6 +35,7 @@ api-server:
   passwords: true
 scheduler:
   values: scheduler
+  logServerPolicy: true
   serviceAccount: scheduler
   deployment: true
   db: true
@@ -47,6 +50,7 @@ scheduler:
   {{- end }}
 dag-processor:
   values: dagProcessor
+  logServerPolicy: true
   serviceAccount: dag-processor
   deployment: true
   db: true
@@ -54,6 +58,7 @@ dag-processor:
   dags: true
 triggerer:
   values: triggerer
+  logServerPolicy: true
   serviceAccount: triggerer
   deployment: true
   db: true
@@ -62,6 +67,7 @@ triggerer:
   logServerPort: {{ dig "trigger_log_server_port" 8794 $logging | int }}
 worker:
   values: workers
+  logServerPolicy: true
   serviceAccount: worker
   dags: true
   runsTasks: {{ $kube }}

@@ -69,7 +69,7 @@ route that disagrees with base_url.
 {{- if $baseUrl -}}
 {{- $u := urlParse $baseUrl -}}
 scheme: {{ $u.scheme }}
-host: {{ regexReplaceAll ":[0-9]+$" $u.host "" | quote }}
+host: {{ regexReplaceAll ":[0-9]+$" $u.host "" | lower | quote }}
 path: {{ include "airflow-azblob.basePath" . | quote }}
 url: {{ printf "%s://%s%s/" $u.scheme $u.host (include "airflow-azblob.basePath" .) | quote }}
 {{- else -}}

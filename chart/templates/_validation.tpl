@@ -65,6 +65,18 @@ Validation of values that the schema cannot express (combinations of values).
 {{- include "airflow-azblob.validateExposure" . -}}
 {{- include "airflow-azblob.validateScaling" . -}}
 {{- $owned := include "airflow-azblob.ownedConfig" . | fromYaml -}}
+{{- /* An AIRFLOW__<SECTION>__<KEY> variable in extraEnv would beat airflow.cfg: the same keys are refused there. */}}
+{{- range $block := list "apiServer" "scheduler" "dagProcessor" "triggerer" "workers" -}}
+{{- range (index $v $block).extraEnv | default list -}}
+{{- $name := .name -}}
+{{- $parts := splitList "__" (trimPrefix "AIRFLOW__" $name) -}}
+{{- if and (hasPrefix "AIRFLOW__" $name) (eq (len $parts) 2) -}}
+{{- with dig (lower (index $parts 0)) (lower (index $parts 1)) "" $owned -}}
+{{- fail (printf "%s.extraEnv sets %s, which would override a setting the chart computes: remove it and set %s instead." $block $name .set) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- range $section, $keys := ($v.config | default dict) -}}
 {{- range $key, $_ := ($keys | default dict) -}}
 {{- with dig $section $key "" $owned -}}
@@ -80,9 +92,12 @@ Validation of values that the schema cannot express (combinations of values).
 {{- $v := .Values -}}
 {{- $baseUrl := dig "api" "base_url" "" ($v.config | default dict) -}}
 {{- $url := include "airflow-azblob.publicUrl" . | fromYaml -}}
+{{- if and (or $v.ingress.enabled $v.httpRoute.enabled) (regexMatch "^[0-9.]+$|^\\[" $url.host) -}}
+{{- fail (printf "config.api.base_url %q names an IP address, which an Ingress or HTTPRoute cannot match: set config.api.base_url to a DNS name (e.g. https://airflow.example.com)." $baseUrl) -}}
+{{- end -}}
 {{- if $v.ingress.enabled -}}
 {{- $i := $v.ingress -}}
-{{- if and $baseUrl $i.host (ne $i.host $url.host) -}}
+{{- if and $baseUrl $i.host (ne (lower $i.host) $url.host) -}}
 {{- fail (printf "ingress.host %q disagrees with config.api.base_url %q (host %q): set ingress.host to %q, or leave it empty to take base_url's." $i.host $baseUrl $url.host $url.host) -}}
 {{- end -}}
 {{- $path := trimSuffix "/" ($i.path | default "") -}}
@@ -128,8 +143,8 @@ Validation of values that the schema cannot express (combinations of values).
 {{- $root := . -}}
 {{- range $component, $c := include "airflow-azblob.components" . | fromYaml -}}
 {{- if $c.deployment -}}
-{{- $budget := (index $root.Values $c.values).podDisruptionBudget -}}
-{{- if and $budget.minAvailable $budget.maxUnavailable -}}
+{{- $budget := (index $root.Values $c.values).podDisruptionBudget | default dict -}}
+{{- if not (or (kindIs "invalid" $budget.minAvailable) (kindIs "invalid" $budget.maxUnavailable)) -}}
 {{- fail (printf "%s.podDisruptionBudget sets both minAvailable and maxUnavailable: set only one of them." $c.values) -}}
 {{- end -}}
 {{- end -}}

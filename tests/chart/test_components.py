@@ -57,7 +57,8 @@ def test_every_airflow_pod_gets_exactly_what_its_table_entry_says(case: tuple[st
 
 
 def test_no_template_but_the_table_decides_by_a_component_name() -> None:
-    decides = re.compile(r"(eq|has|ne) \.component|\(list \"api-server\"")
+    names = "api-server|scheduler|dag-processor|triggerer|worker|db-migrate|db-cleanup|create-containers"
+    decides = re.compile(rf'(eq|has|ne) \.component|list "({names})"')
     for path in sorted((CHART / "templates").rglob("*")):
         if path.is_file() and path.name != "_components.tpl":
             for number, line in enumerate(path.read_text().splitlines(), 1):

@@ -140,6 +140,19 @@ CASES = {
         {"scheduler.podDisruptionBudget.minAvailable": 1, "scheduler.podDisruptionBudget.maxUnavailable": 1},
         "scheduler.podDisruptionBudget sets both minAvailable and maxUnavailable: set only one of them",
     ),
+    "ingress for a base_url that names an IP address": (
+        {"ingress.enabled": True, "config": {"api": {"base_url": "https://10.0.0.5:8443/airflow/"}}},
+        "names an IP address, which an Ingress or HTTPRoute cannot match: set config.api.base_url to a DNS name",
+    ),
+    "a computed setting in a component's extraEnv": (
+        {"workers.extraEnv": [{"name": "AIRFLOW__AZBLOB_XCOM__THRESHOLD", "value": "1000"}]},
+        "workers.extraEnv sets AIRFLOW__AZBLOB_XCOM__THRESHOLD, which would override a setting the chart computes:"
+        " remove it and set xcom.threshold instead",
+    ),
+    "a secret of the chart's in extraEnv": (
+        {"scheduler.extraEnv": [{"name": "AIRFLOW__API_AUTH__JWT_SECRET", "value": "x"}]},
+        "set secrets.jwtSecret.existingSecret instead",
+    ),
     "backend threshold set in config": (
         {"config": {"azblob_xcom": {"threshold": 1000}}},
         "config.azblob_xcom.threshold is computed by the chart: remove it from config and set xcom.threshold instead",
@@ -182,6 +195,7 @@ def test_misconfiguration_fails_naming_the_value_to_set(values: dict, sentence: 
         ({"timezone": "KST"}, "/timezone"),
         ({"timezone": "Asia/Seoul "}, "/timezone"),
         ({"dagProcessor.replicas": 2}, "/dagProcessor/replicas"),
+        ({"dagProcessor.podDisruptionBudget.enabled": True}, "additional properties 'podDisruptionBudget' not allowed"),
         ({"scheduler.podDisruptionBudget.maxUnavailable": "half"}, "/scheduler/podDisruptionBudget/maxUnavailable"),
         ({"ingress.hosts": ["a.example.com"]}, "additional properties 'hosts' not allowed"),
         ({"workers.extraVolumes": [{"configMap": {"name": "x"}}]}, "/workers/extraVolumes/0"),
@@ -210,6 +224,7 @@ def test_misconfiguration_fails_naming_the_value_to_set(values: dict, sentence: 
         "zone abbreviation",
         "zone with a space",
         "two dag-processors on one bundle",
+        "a budget for the one dag-processor",
         "budget that is no number or percentage",
         "ingress hosts list of another chart",
         "volume without a name",

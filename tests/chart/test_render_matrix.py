@@ -102,7 +102,7 @@ def test_every_referenced_configmap_is_rendered(any_render: Manifest) -> None:
 
 
 def test_every_container_requests_resources(any_render: Manifest) -> None:
-    # A namespace with a ResourceQuota refuses a pod any of whose containers, init containers included, lacks them.
+    # A namespace whose ResourceQuota covers requests refuses a pod any of whose containers (init ones too) lacks them.
     for where, spec in any_render.pod_specs():
         for container in all_containers(spec):
             requests = container.get("resources", {}).get("requests", {})

@@ -27,3 +27,10 @@ def test_the_cluster_modules_run_the_lifecycle_first_and_the_production_shape_an
     assert set(modules) == on_disk, done.stdout[-2000:]
     assert modules[0] == "test_cluster_lifecycle.py", modules
     assert modules[-2:] == ["test_production_surface.py", "test_upgrade_and_uninstall.py"], modules
+
+
+def test_no_two_test_modules_share_a_file_name() -> None:
+    """The test folders are not packages: pytest imports each module by its file name, and a second module of the
+    same name anywhere under tests/ stops the whole session at collection."""
+    names = sorted(path.name for path in (ROOT / "tests").rglob("test_*.py"))
+    assert len(names) == len(set(names)), [name for name in set(names) if names.count(name) > 1]

@@ -202,3 +202,25 @@ def test_a_replaced_api_server_keeps_serving_while_the_endpoints_forget_it() -> 
     main = next(c for c in spec["containers"] if c["name"] == "api-server")
     assert main["lifecycle"] == {"preStop": {"sleep": {"seconds": 7}}}
     assert spec.get("terminationGracePeriodSeconds", 30) > 7
+
+
+def test_a_budget_of_zero_is_a_value_not_a_default() -> None:
+    budget = render({"scheduler.replicas": 2, "scheduler.podDisruptionBudget.maxUnavailable": 0}).get(
+        "PodDisruptionBudget", "scheduler"
+    )
+    assert budget["spec"]["maxUnavailable"] == 0
+    budget = render({"scheduler.replicas": 2, "scheduler.podDisruptionBudget.minAvailable": 0}).get(
+        "PodDisruptionBudget", "scheduler"
+    )
+    assert (budget["spec"]["minAvailable"], "maxUnavailable" in budget["spec"]) == (0, False)
+
+
+def test_no_drain_when_drain_seconds_is_zero() -> None:
+    main = next(c for c in _pod_spec(render({"apiServer.drainSeconds": 0}), "api-server")["containers"])
+    assert "lifecycle" not in main
+
+
+def test_an_upper_case_base_url_host_gives_the_ingress_its_lower_case_name() -> None:
+    values = {"config": {"api": {"base_url": "https://Airflow.Example.com/"}}, "ingress.enabled": True}
+    (rule,) = render(values).get("Ingress", "api-server")["spec"]["rules"]
+    assert rule["host"] == "airflow.example.com"
