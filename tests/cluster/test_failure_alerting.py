@@ -12,6 +12,7 @@ not delivered. The teardown upgrades back to the profiles' values and deletes th
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 
 from scripts.airflow_api import Api, run_path, task_instances, trigger_dag, wait_for, wait_for_run
+from scripts.localcluster.podwatch import EXECUTOR_SELECTOR, PodWatch
 from scripts.paths import ROOT
 from tests.cluster.conftest import Deployment
 from tests.plugins.dags.alerts_fixture import ALERT_TITLES, STATES
@@ -101,11 +103,21 @@ def received(deployment: Deployment) -> list[dict[str, Any]]:
         return [request["body"] for request in json.loads(answer.read())]
 
 
-def run_fixture(api: Api) -> tuple[str, dict[str, str]]:
-    run_id = trigger_dag(api, DAG_ID)
-    state = wait_for_run(api, DAG_ID, run_id, timeout=BOUND_S)
-    assert state == "failed", f"run {run_id} ended {state}"
-    return run_id, {task: ti["state"] for task, ti in task_instances(api, DAG_ID, run_id).items()}
+def run_fixture(deployment: Deployment, api: Api) -> tuple[str, dict[str, str]]:
+    """Run alerts_fixture to its end and until each try's worker pod has finished: a try's log reaches Blob when its
+    pod ends, which can be after the run has (a failed try reports its state, then alerts, then uploads its log
+    while the retry already runs). The failed pods an earlier run left (the executor keeps them) are deleted first."""
+    selector = f"{EXECUTOR_SELECTOR},dag_id={DAG_ID}"
+    deployment.cluster.kubectl("delete", "pods", "--selector", selector, "--wait")
+    with PodWatch(deployment.cluster.kubeconfig, NAMESPACE, selector) as watch:
+        run_id = trigger_dag(api, DAG_ID)
+        state = wait_for_run(api, DAG_ID, run_id, timeout=BOUND_S)
+        assert state == "failed", f"run {run_id} ended {state}"
+        ended = time.monotonic()
+        tis = task_instances(api, DAG_ID, run_id)
+        watch.wait_until_settled(count=sum(ti["try_number"] for ti in tis.values()), timeout=BOUND_S)
+        print(f"    worker pods settled {time.monotonic() - ended:.1f} s after the run was seen to end")
+    return run_id, {task: ti["state"] for task, ti in tis.items()}
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +138,7 @@ def alerts_on(deployment: Deployment, api: Api, tmp_path_factory: pytest.TempPat
 
 @pytest.fixture(scope="module")
 def alerted(deployment: Deployment, alerts_on: Api) -> Alerted:
-    run_id, states = run_fixture(alerts_on)
+    run_id, states = run_fixture(deployment, alerts_on)
     # The task pods send before they exit; the scheduler's run alert follows the run's end within moments.
 
     def all_arrived() -> list[dict[str, Any]] | None:
@@ -155,7 +167,7 @@ def test_the_alerts_name_the_run_the_try_and_the_error(alerted):
 def test_a_receiver_that_is_down_changes_no_task_state(deployment: Deployment, alerted, alerts_on: Api):
     assert titles(received(deployment)) == ALERT_TITLES  # still exactly one each, minutes after the run
     deployment.cluster.kubectl("delete", "pod", RECEIVER, "--wait")
-    run_id, states = run_fixture(alerts_on)
+    run_id, states = run_fixture(deployment, alerts_on)
     assert states == STATES
     for task, attempt in (("always_fails", 1), ("always_fails", 2), ("fails_once", 1)):
         log = alerts_on.call("GET", f"{run_path(DAG_ID, run_id)}/taskInstances/{task}/logs/{attempt}?full_content=true")
