@@ -68,6 +68,16 @@ MEASURED = (
     ("latency_ingress_p95_ms", "... p95 ms", "{:.1f}"),
     ("latency_port-forward_p50_ms", "the same through kubectl port-forward: p50 ms", "{:.1f}"),
     ("latency_port-forward_p95_ms", "... p95 ms", "{:.1f}"),
+    (
+        "git_sync_push_registered_s",
+        "`make push-dags` -> the new DAG registered, git-sync (period 10 s; tests/cluster/test_dags_by_git_sync.py): s",
+        "{:.1f}",
+    ),
+    (
+        "git_sync_back_push_registered_s",
+        "... the same after a Git server outage (the sidecar in its restart back-off): s",
+        "{:.1f}",
+    ),
 )
 
 
@@ -120,7 +130,7 @@ def report(data: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
     lines += [
         "",
-        "## The production shape (tests/cluster/test_production_surface.py)",
+        "## Install, the production shape (tests/cluster/test_production_surface.py) and DAG delivery",
         "",
         "| what | value |",
         "|---|---:|",

@@ -214,13 +214,9 @@ def build_debian(standin: Standin) -> float:
     return time.monotonic() - started
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-
-
-def go_source(standin: Standin) -> Path | None:
-    """The source tarball of a go-source stand-in, checked against its sha256; None (said) when none is given outside
-    CI, where the image is only needed for the chart's git-sync mode. In CI a missing one is an error."""
+def go_source(standin: Standin) -> Path:
+    """The source tarball of a go-source stand-in, checked against its sha256 (the local cluster runs the kind
+    profile's git-sync: no cluster without it)."""
     source = standin.source or {}
     given = os.environ.get(GITSYNC_SOURCE_ENV, "")
     how = (
@@ -228,10 +224,7 @@ def go_source(standin: Standin) -> Path | None:
         f"writes it, vendor/ included; sha256 {source['sha256']})"
     )
     if not given:
-        if in_ci():
-            raise ImageError(f"{standin.image} is built from upstream source and none was given: {how}")
-        step(f"skipped {standin.image}: {how} to build it (needed for dags.mode gitSync on this cluster)")
-        return None
+        raise ImageError(f"{standin.image} is built from upstream source and none was given: {how}")
     path = Path(given)
     if not path.is_file():
         raise ImageError(f"{GITSYNC_SOURCE_ENV}={given} is not a file: {how}")
@@ -251,8 +244,6 @@ def build_go_source(standin: Standin) -> float:
         if (labels or {}).get(label) == source["sha256"]:
             return 0.0
     tarball = go_source(standin)
-    if tarball is None:
-        return 0.0
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"standin-{standin.name}-") as tmp:
         work, context = Path(tmp) / "src", Path(tmp) / "context"

@@ -42,7 +42,7 @@ REPORT_ENV = "CLUSTER_SUITE_REPORT"
 
 HERE = Path(__file__).parent
 FIRST = ("test_cluster_lifecycle.py",)
-LAST = ("test_production_surface.py", "test_upgrade_and_uninstall.py")
+LAST = ("test_production_surface.py", "test_dags_by_git_bundle.py", "test_upgrade_and_uninstall.py")
 
 
 def module_rank(name: str) -> int:
@@ -116,19 +116,26 @@ class Deployment:
         return self.push_and_register_all(api, workdir, {dag_id: dag_file}, timeout=timeout)
 
     def push_and_register_all(self, api: Api, workdir: Path, dags: dict[str, Path], *, timeout: float) -> str:
-        """Push dags/ plus every file of ``dags`` (dag_id -> file); wait until each is registered from that commit."""
+        """Push dags/ plus every file of ``dags`` (dag_id -> file); wait until each is registered from that push:
+        not stale, and parsed from that commit (GitDagBundle's version) or, in git-sync mode, where a DAG folder has
+        no version, from that file's text."""
         commit = self.push_dags(workdir, *dags.values())
 
-        def registered_from_the_push(dag_id: str) -> bool:
+        def registered_from_the_push(dag_id: str, source: str) -> bool:
             if not api.dag_exists(dag_id):
                 return False
             dag = api.call("GET", f"/api/v2/dags/{dag_id}")
-            return not dag["is_stale"] and (dag["bundle_version"] or "").startswith(commit)
+            if dag["is_stale"]:
+                return False
+            if dag["bundle_version"]:
+                return dag["bundle_version"].startswith(commit)
+            return api.call("GET", f"/api/v2/dagSources/{dag_id}")["content"] == source
 
-        for dag_id in dags:
+        for dag_id, path in dags.items():
+            source = path.read_text()
             wait_for(
                 f"{dag_id} of commit {commit} to be registered",
-                lambda dag_id=dag_id: registered_from_the_push(dag_id),
+                lambda dag_id=dag_id, source=source: registered_from_the_push(dag_id, source),
                 timeout=timeout,
             )
         return commit

@@ -187,8 +187,8 @@ def test_a_pushed_blob_deleted_or_altered_before_the_pull_fails_the_run_naming_t
 def test_the_dag_processor_restarted_keeps_every_dag_registered_and_active(
     deployment: Deployment, api: Api, fault_dag: str
 ) -> None:
-    """While the new dag-processor fetches its bundle (GitDagBundle here; in git-sync mode the chart's one-shot
-    init container syncs before Airflow starts), no DAG disappears or is marked stale."""
+    """While the new dag-processor starts (the chart's one-shot git-sync init container clones before Airflow
+    starts, so it never parses an empty folder), no DAG disappears or is marked stale."""
     active = lambda: {d["dag_id"] for d in api.call("GET", "/api/v2/dags?limit=100")["dags"] if not d["is_stale"]}  # noqa: E731
     before = active()
     assert DAG_ID in before

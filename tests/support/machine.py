@@ -1,8 +1,9 @@
 """Whether this machine can build images and run the local cluster, and what a test does when it cannot.
 
 Both need root on Debian with the tools `make install` puts there (Debian's docker.io, containerd, etcd, ... and the
-Kubernetes binaries in .tools/cluster/bin). Where that is missing a test skips, saying why; in CI (CI=true) it
-fails instead: CI must prove the deployment path, never skip it.
+Kubernetes binaries in .tools/cluster/bin), plus git-sync's upstream source tarball in $GITSYNC_SOURCE (the local
+cluster runs the kind profile's git-sync; .ci/run passes the machine's copy). Where that is missing a test skips,
+saying why; in CI (CI=true) it fails instead: CI must prove the deployment path, never skip it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from scripts.localcluster.cluster import TOOLS
+from scripts.localcluster.images import GITSYNC_SOURCE_ENV
 from scripts.paths import CLUSTER_BIN
 
 
@@ -30,6 +32,8 @@ def missing_capability() -> str | None:
     missing += [cmd for cmd in commands if not shutil.which(cmd)]
     if missing:
         return f"{', '.join(missing)} not installed: run `make install` as root (scripts/bootstrap cluster)"
+    if not Path(os.environ.get(GITSYNC_SOURCE_ENV) or "/nonexistent").is_file():
+        return f"{GITSYNC_SOURCE_ENV} names no file: set it to git-sync's source tarball (docs/cluster.md)"
     return None
 
 

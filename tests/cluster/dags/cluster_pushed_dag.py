@@ -1,6 +1,10 @@
-"""Pushed to the local cluster's Git server by tests/cluster/test_git_bundle.py: git push -> registered -> runs."""
+"""Pushed to the local cluster's Git server by tests/cluster/test_dags_by_git_sync.py and test_dags_by_git_bundle.py:
+git push -> registered -> runs. The task returns where its file was checked out: both git-sync (a worktree per commit
+behind the link) and GitDagBundle (a folder per version) name the commit in that path."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pendulum
 from airflow.sdk import dag, task
@@ -15,8 +19,8 @@ from airflow.sdk import dag, task
 )
 def cluster_pushed_dag() -> None:
     @task
-    def hello() -> str:
-        return "delivered through Git"
+    def hello() -> dict[str, str]:
+        return {"message": "delivered through Git", "checkout": str(Path(__file__).resolve().parent)}
 
     hello()
 
