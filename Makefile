@@ -78,7 +78,7 @@ REMOTE ?=
 .PHONY: images cluster-up cluster-down cluster-status cluster-smoke deploy smoke ui push-dags
 .PHONY: kind-up kind-down kind-smoke kind-ui bench-cluster bench-cluster-suite
 
-images: install ## Build the stand-in images and airflow-azblob:local (no registry needed; root on Debian)
+images: install ## Build the stand-ins (git-sync from GITSYNC_SOURCE=<its source tarball>) and airflow-azblob:local (root on Debian)
 	scripts/localcluster/images build
 
 cluster-up: install ## Local Kubernetes as processes of this machine (root on Debian); prints its KUBECONFIG
@@ -105,7 +105,7 @@ ui: ## Port-forward the UI of the cluster KUBECONFIG points at to localhost:8080
 push-dags: ## Commit ./dags and push it: to the in-cluster Git server of the current cluster, or to REMOTE=<git url>
 	@if [ -n "$(REMOTE)" ]; then scripts/push-dags --source dags "$(REMOTE)"; else scripts/deploy $(DEPLOY_ARGS) push-dags; fi
 
-bench-cluster: install ## Local cluster: cluster-up, image builds, install, KubernetesExecutor per-task timings -> docs
+bench-cluster: install ## Local cluster: cluster-up, image builds, install, per-task timings, DAG clone cost -> docs
 	$(PY) scripts/bench_cluster.py
 
 bench-cluster-suite: install ## The cluster suite as a benchmark: resources per container, failover, rollout -> docs

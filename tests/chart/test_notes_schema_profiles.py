@@ -6,6 +6,7 @@ import json
 
 import yaml
 
+from scripts.paths import LOCAL_CLUSTER_VALUES
 from tests.support.helm import CHART, FULLNAME, Manifest, render_notes
 
 
@@ -91,6 +92,12 @@ def test_kind_profile_uses_the_local_image_and_in_cluster_services(kind: Manifes
     assert scheduler["imagePullPolicy"] == "IfNotPresent"
     assert kind.has("Deployment", "azurite")
     assert kind.has("StatefulSet", "postgresql")
+
+
+def test_the_local_cluster_differs_from_the_kind_profile_in_images_only() -> None:
+    """The cluster suite (scripts/localcluster/values.yaml on the kind profile) runs what `make kind-up` deploys:
+    git-sync DAGs included."""
+    assert set(yaml.safe_load(LOCAL_CLUSTER_VALUES.read_text())) == {"images"}
 
 
 def test_aks_profile_uses_the_account_with_workload_identity_and_an_external_db(aks: Manifest) -> None:

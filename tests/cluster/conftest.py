@@ -2,10 +2,11 @@
 deployed into it through scripts/deploy exactly as `make deploy` does, and everything torn down afterwards, with a
 check that `scripts/localcluster/cluster down` left nothing of the cluster on this machine.
 
-Three modules depend on where they run, and pytest_collection_modifyitems below puts them there whatever their
+Four modules depend on where they run, and pytest_collection_modifyitems below puts them there whatever their
 names: test_cluster_lifecycle.py first (it brings a bare cluster up and down before this shared one exists),
-test_production_surface.py next to last (it rolls every pod into the release's production shape and back), and
-test_upgrade_and_uninstall.py last (it uninstalls the release). The others run in name order between them.
+test_production_surface.py and test_dags_by_git_bundle.py after the rest (each rolls every pod into another shape of
+the release and back), and test_upgrade_and_uninstall.py last (it uninstalls the release). The others run in name
+order between them.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ class Deployment:
     def push_and_register_all(self, api: Api, workdir: Path, dags: dict[str, Path], *, timeout: float) -> str:
         """Push dags/ plus every file of ``dags`` (dag_id -> file); wait until each is registered from that push:
         not stale, and parsed from that commit (GitDagBundle's version) or, in git-sync mode, where a DAG folder has
-        no version, from that file's text."""
+        no version, with that file's text (a registration of the same text from an earlier push counts too)."""
         commit = self.push_dags(workdir, *dags.values())
 
         def registered_from_the_push(dag_id: str, source: str) -> bool:

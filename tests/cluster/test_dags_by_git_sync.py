@@ -1,8 +1,8 @@
 """`make push-dags` on the local cluster in the kind profile's dags.mode gitSync: a new DAG pushed to the in-cluster
 Git server is registered within a bound (git-sync's period, then a parse) and its worker pod runs it from a clone of
 that commit (the pod's init container clones the branch when the pod starts). With the Git server down, the
-dag-processor's sidecar says so in its log and its restarts while every DAG stays registered; a task started then
-fails in its pod's clone, which says why; once the server is back, a push registers again."""
+dag-processor's sidecar says so in its log and restarts while every DAG stays registered; a task started then fails
+in its pod's clone, which says why; once the server is back, a push registers again and every sidecar is ready."""
 
 from __future__ import annotations
 
@@ -47,7 +47,8 @@ def test_a_dag_pushed_to_the_git_server_is_registered_within_a_bound_and_runs_fr
 
 @pytest.fixture
 def git_server_down(deployment: Deployment) -> Iterator[None]:
-    """The in-cluster Git server scaled to no pod (its repository stays on its volume); scaled back afterwards."""
+    """The in-cluster Git server scaled to no pod (its repository stays on its volume); scaled back afterwards, and
+    the failed worker pods of the outage (the executor keeps them) deleted: the uninstall test counts what is left."""
     cluster = deployment.cluster
     cluster.kubectl("scale", f"deployment/{GIT_SERVER}", "--replicas=0")
     try:
@@ -57,6 +58,7 @@ def git_server_down(deployment: Deployment) -> Iterator[None]:
     finally:
         cluster.kubectl("scale", f"deployment/{GIT_SERVER}", "--replicas=1")
         cluster.kubectl("rollout", "status", f"deployment/{GIT_SERVER}", "--timeout=180s", timeout=200)
+        cluster.kubectl("delete", "pods", "--selector", f"{EXECUTOR_SELECTOR},dag_id={DAG_ID}", "--wait")
 
 
 def sidecar_restarts(deployment: Deployment) -> int:
@@ -75,7 +77,7 @@ def active_dags(api: Api) -> set[str]:
 
 
 def test_with_the_git_server_down_the_dags_stay_and_a_new_task_fails_in_its_clone_saying_why(
-    deployment: Deployment, api: Api, git_server_down: None, tmp_path: Path
+    deployment: Deployment, api: Api, git_server_down: None
 ) -> None:
     cluster = deployment.cluster
     before, restarts = active_dags(api), sidecar_restarts(deployment)
@@ -89,7 +91,6 @@ def test_with_the_git_server_down_the_dags_stay_and_a_new_task_fails_in_its_clon
     assert active_dags(api) == before  # the last checkout stays and is parsed: nothing deactivated
 
     selector = f"{EXECUTOR_SELECTOR},dag_id={DAG_ID}"
-    cluster.kubectl("delete", "pods", "--selector", selector, "--wait")
     run_id = trigger_dag(api, DAG_ID)
     assert wait_for_run(api, DAG_ID, run_id, timeout=OUTAGE_BOUND_S) == "failed"
     [pod] = cluster.get("pods", "--selector", selector)["items"]  # kept: the executor keeps failed pods
@@ -107,3 +108,6 @@ def test_once_the_git_server_is_back_a_push_registers_again(deployment: Deployme
     started = time.monotonic()
     deployment.push_and_register(api, tmp_path / "push", changed, DAG_ID, timeout=OUTAGE_BOUND_S)
     deployment.measured["git_sync_back_push_registered_s"] = time.monotonic() - started
+    for component in ("dag-processor", "triggerer"):  # each sidecar out of its restart back-off, its pod Ready
+        pods = [f"pod/{name}" for name in component_pods(deployment, component).values()]
+        deployment.cluster.kubectl("wait", "--for=condition=Ready", *pods, "--timeout=300s", timeout=320)

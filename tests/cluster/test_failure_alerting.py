@@ -106,10 +106,8 @@ def received(deployment: Deployment) -> list[dict[str, Any]]:
 def run_fixture(deployment: Deployment, api: Api) -> tuple[str, dict[str, str]]:
     """Run alerts_fixture to its end and until each try's worker pod has finished: a try's log reaches Blob when its
     pod ends, which can be after the run has (a failed try reports its state, then alerts, then uploads its log
-    while the retry already runs). The failed pods an earlier run left (the executor keeps them) are deleted first."""
-    selector = f"{EXECUTOR_SELECTOR},dag_id={DAG_ID}"
-    deployment.cluster.kubectl("delete", "pods", "--selector", selector, "--wait")
-    with PodWatch(deployment.cluster.kubeconfig, NAMESPACE, selector) as watch:
+    while the retry already runs). A failed try's pod ends Succeeded (the task failed, not the pod) and is deleted."""
+    with PodWatch(deployment.cluster.kubeconfig, NAMESPACE, f"{EXECUTOR_SELECTOR},dag_id={DAG_ID}") as watch:
         run_id = trigger_dag(api, DAG_ID)
         state = wait_for_run(api, DAG_ID, run_id, timeout=BOUND_S)
         assert state == "failed", f"run {run_id} ended {state}"

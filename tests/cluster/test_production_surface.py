@@ -12,7 +12,7 @@ availability, autoscaling and extension points, against the real thing.
 * workers.extraVolumes mounts a ConfigMap made by extraObjects into every worker pod, and a task reads it.
 
 Every change is one `helm upgrade` of the release with the local cluster's profiles plus a values file, and the
-module ends with the profiles alone again (test_upgrade_and_uninstall.py runs next and expects them).
+module ends with the profiles alone again (the modules after it expect them).
 """
 
 from __future__ import annotations

@@ -45,11 +45,6 @@ def test_the_local_cluster_profile_runs_only_stand_ins_and_the_image_built_here(
     assert chart_images(rendered) <= built
 
 
-def test_the_local_cluster_differs_from_the_kind_profile_in_images_only() -> None:
-    """The cluster suite runs what `make kind-up` deploys: git-sync DAGs included."""
-    assert set(yaml.safe_load(LOCAL_CLUSTER_VALUES.read_text())) == {"images"}
-
-
 def test_the_profile_names_the_stand_in_of_each_image_the_chart_pulls_by_default() -> None:
     defaults = yaml.safe_load((ROOT / "chart" / "values.yaml").read_text())["images"]
     profile = yaml.safe_load(LOCAL_CLUSTER_VALUES.read_text())["images"]

@@ -32,8 +32,9 @@ def missing_capability() -> str | None:
     missing += [cmd for cmd in commands if not shutil.which(cmd)]
     if missing:
         return f"{', '.join(missing)} not installed: run `make install` as root (scripts/bootstrap cluster)"
-    if not Path(os.environ.get(GITSYNC_SOURCE_ENV) or "/nonexistent").is_file():
-        return f"{GITSYNC_SOURCE_ENV} names no file: set it to git-sync's source tarball (docs/cluster.md)"
+    source = os.environ.get(GITSYNC_SOURCE_ENV, "")
+    if not (source and Path(source).is_file()):
+        return f"{GITSYNC_SOURCE_ENV} is unset or no file: set it to git-sync's source tarball (docs/cluster.md)"
     return None
 
 
