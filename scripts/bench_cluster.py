@@ -15,20 +15,28 @@ Owns the machine while it runs (root on Debian, like `make cluster-up`); a runni
    `helm upgrade --install --wait` (install -> every pod Ready), helm test.
 4. example_dataframe_pipeline, --runs times: trigger -> success, and per task the worker pod's life (created,
    running, finished, deleted, from a watch) against the task's own queued/start/end times (REST API).
-5. The same DAG on the local stack (`make up`, LocalExecutor, SQLite) for comparison.
+5. What a DAG clone costs each worker pod: for each of --clone-sizes (MiB of random bytes added to the DAG
+   repository, pushed with `scripts/deploy push-dags`), --clone-runs runs of the same DAG; the pods' created ->
+   running holds their git-sync init container's clone. Mind the Git server's 256Mi claim and the pods' DAG
+   emptyDir (a checkout is about twice the repository): sizes past a few hundred MiB outgrow them.
+6. The same DAG on the local stack (`make up`, LocalExecutor, SQLite) for comparison.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -49,11 +57,13 @@ DATA = ROOT / "docs" / "benchmarks" / "cluster.json"
 DAG_ID = "example_dataframe_pipeline"
 NAMESPACE = "airflow"
 API_SERVICE = "airflow-airflow-azblob-api-server"
+SIDECARS = ("airflow-airflow-azblob-dag-processor", "airflow-airflow-azblob-triggerer")  # git-sync every period
+CLONE_PHASE = "pod created -> running (sandbox, git-sync clone, container start)"
 # Per-task phases: (label, start event, end event); events are pod watch times or task-instance times.
 PHASES = (
     ("queued -> pod created (executor picks the task up)", "queued", "created"),
-    ("pod created -> running (sandbox, container start)", "created", "running"),
-    ("running -> task started (Python, Airflow, bundle clone, DAG parse)", "running", "started"),
+    (CLONE_PHASE, "created", "running"),
+    ("running -> task started (Python, Airflow, DAG parse)", "running", "started"),
     ("task started -> ended (the task's own work)", "started", "ended"),
     ("task ended -> pod finished (log upload, exit)", "ended", "finished"),
     ("pod finished -> deleted (executor clean-up)", "finished", "deleted"),
@@ -127,46 +137,90 @@ def port_forward(service: str, port: int) -> tuple[subprocess.Popen, int]:
     return process, local
 
 
+def kubectl(*args: str) -> str:
+    argv = [str(CLUSTER_BIN / "kubectl"), "--kubeconfig", str(cluster.PATHS.kubeconfig), "--namespace", NAMESPACE]
+    return subprocess.run([*argv, *args], capture_output=True, text=True, check=True).stdout
+
+
 def admin_password() -> str:
     """From the chart's SimpleAuthManager passwords Secret."""
-    encoded = subprocess.run(
-        [str(CLUSTER_BIN / "kubectl"), "--kubeconfig", str(cluster.PATHS.kubeconfig), "--namespace", NAMESPACE,
-         "get", "secret", "airflow-airflow-azblob-auth", "-o", "jsonpath={.data.passwords\\.json}"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+    encoded = kubectl("get", "secret", "airflow-airflow-azblob-auth", "-o", "jsonpath={.data.passwords\\.json}")
     return json.loads(base64.b64decode(encoded))["admin"]
 
 
-def cluster_runs(runs: int) -> list[dict[str, Any]]:
-    """Each run: trigger -> success seconds, and per task the phase seconds of PHASES."""
+def timed_run(api: airflow_api.Api) -> dict[str, Any]:
+    """One run of DAG_ID: trigger -> success seconds, and per task the phase seconds of PHASES."""
+    with PodWatch(cluster.PATHS.kubeconfig, NAMESPACE, f"{EXECUTOR_SELECTOR},dag_id={DAG_ID}") as watch:
+        started, triggered_at = time.monotonic(), time.time()
+        run_id = airflow_api.run_dag(api, DAG_ID, timeout=600, interval=0.25)
+        wall = time.monotonic() - started
+        tasks = airflow_api.task_instances(api, DAG_ID, run_id)
+        pods = watch.wait_until_gone(count=len(tasks), timeout=180)
+    per_task, timeline = {}, {}
+    for pod in pods.values():
+        ti = tasks[pod.task_id]
+        events = {
+            "queued": iso(ti["queued_when"]), "created": pod.created, "running": pod.running,
+            "started": iso(ti["start_date"]), "ended": iso(ti["end_date"]), "finished": pod.finished,
+            "deleted": pod.deleted,
+        }  # fmt: skip
+        per_task[pod.task_id] = {label: events[end] - events[begin] for label, begin, end in PHASES}
+        per_task[pod.task_id]["pod lifetime (created -> deleted)"] = pod.deleted - pod.created
+        timeline[pod.task_id] = {name: at - triggered_at for name, at in events.items()}
+    return {"run_id": run_id, "trigger_to_success": wall, "tasks": per_task, "timeline": timeline}
+
+
+@contextlib.contextmanager
+def api_client() -> Iterator[airflow_api.Api]:
+    """The api-server, port-forwarded and logged in as admin, once DAG_ID is registered."""
     forward, port = port_forward(API_SERVICE, 8080)
-    results = []
     try:
         api = airflow_api.Api(f"http://127.0.0.1:{port}")
         api.authenticate("admin", admin_password())
         airflow_api.wait_for(f"{DAG_ID} registered", lambda: api.dag_exists(DAG_ID), timeout=300, interval=0.5)
-        for _ in range(runs):
-            selector = f"{EXECUTOR_SELECTOR},dag_id={DAG_ID}"
-            with PodWatch(cluster.PATHS.kubeconfig, NAMESPACE, selector) as watch:
-                started, triggered_at = time.monotonic(), time.time()
-                run_id = airflow_api.run_dag(api, DAG_ID, timeout=600, interval=0.25)
-                wall = time.monotonic() - started
-                tasks = airflow_api.task_instances(api, DAG_ID, run_id)
-                pods = watch.wait_until_gone(count=len(tasks), timeout=180)
-            per_task, timeline = {}, {}
-            for pod in pods.values():
-                ti = tasks[pod.task_id]
-                events = {
-                    "queued": iso(ti["queued_when"]), "created": pod.created, "running": pod.running,
-                    "started": iso(ti["start_date"]), "ended": iso(ti["end_date"]), "finished": pod.finished,
-                    "deleted": pod.deleted,
-                }  # fmt: skip
-                per_task[pod.task_id] = {label: events[end] - events[begin] for label, begin, end in PHASES}
-                per_task[pod.task_id]["pod lifetime (created -> deleted)"] = pod.deleted - pod.created
-                timeline[pod.task_id] = {name: at - triggered_at for name, at in events.items()}
-            results.append({"run_id": run_id, "trigger_to_success": wall, "tasks": per_task, "timeline": timeline})
+        yield api
     finally:
         forward.terminate()
+
+
+def cluster_runs(runs: int) -> list[dict[str, Any]]:
+    with api_client() as api:
+        return [timed_run(api) for _ in range(runs)]
+
+
+def synced(log: str, commit: str) -> bool:
+    """git-sync logged that it checked ``commit`` out (its "update required" line names the commit before fetching)."""
+    return any("updated successfully" in line and commit in line for line in log.splitlines())
+
+
+def push_repository_of(megabytes: int, workdir: Path) -> str:
+    """Push dags/ plus ``megabytes`` MiB of random bytes (incompressible: what Git stores and sends in full, the worst
+    case for a clone) and a marker (so each push is a commit of its own) under dags/assets/; wait until every git-sync
+    sidecar has checked the commit out, so the runs that follow clone it with nothing else syncing. Returns it."""
+    dags = workdir / f"dags-{megabytes}"
+    shutil.copytree(ROOT / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
+    (dags / "assets").mkdir()
+    (dags / "assets" / "pushed.txt").write_text(f"{megabytes} MiB of filler, pushed at {time.time()}\n")
+    for index in range(megabytes):
+        (dags / "assets" / f"filler-{index:04d}.bin").write_bytes(os.urandom(1 << 20))
+    env = {**os.environ, "KUBECONFIG": str(cluster.PATHS.kubeconfig), "DAGS_DIR": str(dags)}
+    _, lines = timed([str(ROOT / "scripts" / "deploy"), "--context", cluster.CONTEXT, "push-dags"], env=env)
+    commit = next(m[1] for _, line in lines if (m := re.search(r"pushing ([0-9a-f]{7,}) to ", line)))
+    for deployment in SIDECARS:
+        log = ("logs", f"deployment/{deployment}", "--container", "git-sync", "--tail", "50")
+        airflow_api.wait_for(f"git-sync of {deployment} at {commit}", lambda log=log: synced(kubectl(*log), commit),
+                             timeout=300)  # fmt: skip
+    return commit
+
+
+def clone_cost(sizes: list[int], runs: int) -> list[dict[str, Any]]:
+    """Per repository size: runs of DAG_ID, each worker pod cloning the repository in its init container."""
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-clone-") as tmp, api_client() as api:
+        for megabytes in sizes:
+            step(f"{runs} runs with {megabytes} MiB more in the DAG repository")
+            commit = push_repository_of(megabytes, Path(tmp))
+            results.append({"megabytes": megabytes, "commit": commit, "runs": [timed_run(api) for _ in range(runs)]})
     return results
 
 
@@ -180,8 +234,9 @@ def stats(values: list[float]) -> str:
 
 
 def task_phase_medians(runs: list[dict[str, Any]]) -> dict[str, float]:
-    """Per phase: the median over runs of the mean over the run's tasks."""
-    labels = [p[0] for p in PHASES] + ["pod lifetime (created -> deleted)"]
+    """Per phase: the median over runs of the mean over the run's tasks (the phases the runs hold: an older
+    cluster.json may name them differently)."""
+    labels = list(next(iter(runs[0]["tasks"].values())))
     return {
         label: statistics.median(statistics.mean(t[label] for t in run["tasks"].values()) for run in runs)
         for label in labels
@@ -193,7 +248,7 @@ def comparison(before: dict[str, Any], after: dict[str, Any], label: str) -> str
     old, new = task_phase_medians(before["runs"]), task_phase_medians(after["runs"])
     lines = [f"## Before and after: {label}", "", "| per task (mean of the tasks, median of the runs) | before s | "
              "after s |", "|---|---:|---:|"]  # fmt: skip
-    lines += [f"| {name} | {old[name]:.2f} | {new[name]:.2f} |" for name in old]
+    lines += [f"| {name} | {old[name]:.2f} | {new[name]:.2f} |" for name in old if name in new]
     wall = [statistics.median(r["trigger_to_success"] for r in data["runs"]) for data in (before, after)]
     lines.append(f"| **{DAG_ID}: trigger -> success** | {wall[0]:.1f} | {wall[1]:.1f} |")
     return "\n".join(lines)
@@ -245,6 +300,29 @@ def report(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def clone_report(results: list[dict[str, Any]]) -> str:
+    """Per repository size: the worker pods' created -> running (the git-sync init container clones in it), against
+    the smallest repository measured."""
+    per_size = {r["megabytes"]: task_phase_medians(r["runs"])[CLONE_PHASE] for r in results}
+    base = per_size[min(per_size)]
+    lines = [
+        "## What a DAG clone costs each worker pod", "",
+        "Every KubernetesExecutor pod clones the DAG repository (depth 1) in its git-sync init container before "
+        "Airflow starts. Random bytes added under dags/assets/ (incompressible: Git stores and sends them in full; "
+        "text compresses several-fold) against the same pipeline. Pod created -> running holds the clone; median "
+        "over the runs of the mean over the run's tasks.", "",
+        f"| MiB added to dags/ | runs | pod created -> running s | more than +{min(per_size)} MiB s "
+        "| trigger -> success s (median) |",
+        "|---:|---:|---:|---:|---:|",
+    ]  # fmt: skip
+    for r in results:
+        wall = statistics.median(run["trigger_to_success"] for run in r["runs"])
+        size = r["megabytes"]
+        cells = [size, len(r["runs"]), f"{per_size[size]:.2f}", f"{per_size[size] - base:+.2f}", f"{wall:.1f}"]
+        lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
+    return "\n".join(lines)
+
+
 def build_tools_cold() -> float:
     """`scripts/bootstrap cluster` with its stamps removed and an empty Go build cache."""
     for stamp in (".kubernetes-stamp", ".coredns-stamp"):
@@ -292,7 +370,9 @@ def write_docs(data: dict[str, Any], text: str, flags: str) -> None:
         f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores: the local cluster of `make cluster-up` (Kubernetes "
         f"{cluster_version()} as processes, containerd, one node), the chart with config/profiles/kind.yaml + "
         "scripts/localcluster/values.yaml, Azurite and PostgreSQL in the cluster. "
-        "Raw numbers: [cluster.json](cluster.json).\n\n"
+        "Raw numbers: [cluster.json](cluster.json). The production shape's numbers (scheduler failover, an "
+        "api-server rollout during a run, latency through the ingress against a port-forward) and what each "
+        "container uses come from the cluster suite itself: [cluster-suite.md](cluster-suite.md).\n\n"
         f"{text}\n"
     )
     print(f"wrote {DOCS} and {DATA}")
@@ -305,9 +385,17 @@ def main() -> None:
     parser.add_argument("--cold-tools", action="store_true", help="rebuild the cluster binaries, empty Go cache")
     parser.add_argument("--no-local-stack", action="store_true", help="skip the LocalExecutor comparison")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
+    parser.add_argument("--clone-sizes", default="0,1,50,200", help="MiB added to the DAG repository, comma-separated")
+    parser.add_argument("--clone-runs", type=int, default=2, help="runs per repository size")
     parser.add_argument("--baseline", type=Path, help="a cluster.json of an earlier run to compare the runs with")
     parser.add_argument("--baseline-label", default="the change", help="what changed since the baseline")
+    only = "cluster-up, deploy and the clone's cost alone; its section replaces the one in the docs"
+    parser.add_argument("--clone-only", action="store_true", help=only)
     args = parser.parse_args()
+    sizes = [int(size) for size in args.clone_sizes.split(",") if size.strip()]
+    if args.clone_only:
+        clone_only(sizes, args.clone_runs, write=not args.no_write)
+        return
     data: dict[str, Any] = {"setup": {}, "deploy": {}}
     if args.cold_tools:
         step("building the Kubernetes binaries and CoreDNS with an empty Go build cache (--cold-tools)")
@@ -316,6 +404,9 @@ def main() -> None:
     try:
         data["setup"] |= build_images(cold=args.cold)
         measure_cluster(data, args.runs)
+        if sizes:
+            step(f"the clone's cost: repositories {sizes} MiB larger, {args.clone_runs} runs each")
+            data["clone"] = clone_cost(sizes, args.clone_runs)
     finally:
         cluster_cli("down")
         if started_docker:
@@ -323,13 +414,38 @@ def main() -> None:
     if not args.no_local_stack:
         step(f"{args.runs} runs of {DAG_ID} on the local stack (LocalExecutor)")
         data["local_stack"] = local_stack_runs(args.runs)
-    text = report(data)
+    text = full_report(data)
     if args.baseline:
         text += "\n\n" + comparison(json.loads(args.baseline.read_text()), data, args.baseline_label)
     print(text)
     if not args.no_write:
         flags = "".join(f" --{name.replace('_', '-')}" for name in ("cold", "cold_tools") if getattr(args, name))
         write_docs(data, text, flags)
+
+
+def full_report(data: dict[str, Any]) -> str:
+    text = report(data)
+    return text + "\n\n" + clone_report(data["clone"]) if data.get("clone") else text
+
+
+def clone_only(sizes: list[int], runs: int, *, write: bool) -> None:
+    """The clone's cost alone, on a cluster brought up and deployed for it; written into the existing cluster.json
+    and cluster.md in place of their clone section (the rest keeps its earlier run)."""
+    started_docker = images.start_docker()
+    try:
+        timed([str(IMAGES_SCRIPT), "build"])
+        cluster_cli("up")
+        deploy()
+        clone = clone_cost(sizes, runs)
+    finally:
+        cluster_cli("down")
+        if started_docker:
+            images.stop_docker()
+    print(clone_report(clone))
+    if write:
+        data = json.loads(DATA.read_text()) | {"clone": clone}
+        flags = " --clone-only (the clone section; the rest from the run before)"
+        write_docs(data, full_report(data), flags)
 
 
 def cluster_version() -> str:

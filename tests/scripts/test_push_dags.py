@@ -181,6 +181,16 @@ def git_daemon(tmp_path: Path) -> Iterator[str]:
         daemon.wait(timeout=10)
 
 
+def test_the_dev_server_keeps_a_push_as_the_pack_it_came_in(git_daemon: str, source: Path, tmp_path: Path) -> None:
+    """No loose objects after a push (the init script's receive.unpackLimit): a clone sends the stored pack instead
+    of compressing every file again (docs/benchmarks/cluster.md, what a clone costs each worker pod)."""
+    done = push("--source", source, git_daemon)
+    assert done.returncode == 0, done.stderr
+    objects = tmp_path / "srv-git" / "dags.git" / "objects"
+    assert not list(objects.glob("[0-9a-f][0-9a-f]/*"))
+    assert list((objects / "pack").glob("*.pack"))
+
+
 def test_push_over_the_git_protocol_to_the_dev_server_command_and_clone_back(
     git_daemon: str, source: Path, tmp_path: Path
 ) -> None:
