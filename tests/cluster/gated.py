@@ -125,11 +125,17 @@ def answers(api: Api) -> bool:
         return False
 
 
-def component_pods(deployment: Deployment, component: str) -> dict[str, str]:
-    """uid -> name of the component's pods (a StatefulSet's replacement pod keeps the name, not the uid)."""
+def component_pods(deployment: Deployment, component: str, *, terminating: bool = False) -> dict[str, str]:
+    """uid -> name of the component's pods (a StatefulSet's replacement pod keeps the name, not the uid), without
+    those on their way out unless ``terminating`` (`helm upgrade --wait` returns once the new pods are Ready, while
+    the replaced ones may still be stopping)."""
     selector = f"app.kubernetes.io/component={component},app.kubernetes.io/instance={RELEASE}"
     items = deployment.cluster.get("pods", "--selector", selector)["items"]
-    return {pod["metadata"]["uid"]: pod["metadata"]["name"] for pod in items}
+    return {
+        pod["metadata"]["uid"]: pod["metadata"]["name"]
+        for pod in items
+        if terminating or not pod["metadata"].get("deletionTimestamp")
+    }
 
 
 def pushed_blob(api: Api, run_id: str) -> tuple[str, str]:
@@ -145,7 +151,7 @@ def scale(deployment: Deployment, component: str, replicas: int) -> None:
     if replicas:
         deployment.cluster.kubectl("rollout", "status", name, f"--timeout={ROLLOUT_BOUND_S}s", timeout=ROLLOUT_BOUND_S)
     else:
-        gone = lambda: not component_pods(deployment, component)  # noqa: E731
+        gone = lambda: not component_pods(deployment, component, terminating=True)  # noqa: E731
         wait_for(f"the {component} pods to be gone", gone, timeout=ROLLOUT_BOUND_S, interval=1)
 
 
