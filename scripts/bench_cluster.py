@@ -15,10 +15,11 @@ Owns the machine while it runs (root on Debian, like `make cluster-up`); a runni
    `helm upgrade --install --wait` (install -> every pod Ready), helm test.
 4. example_dataframe_pipeline, --runs times: trigger -> success, and per task the worker pod's life (created,
    running, finished, deleted, from a watch) against the task's own queued/start/end times (REST API).
-5. What a DAG clone costs each worker pod: for each of --clone-sizes (MiB of random bytes added to the DAG
-   repository, pushed with `scripts/deploy push-dags`), --clone-runs runs of the same DAG; the pods' created ->
-   running holds their git-sync init container's clone. Mind the Git server's 256Mi claim and the pods' DAG
-   emptyDir (a checkout is about twice the repository): sizes past a few hundred MiB outgrow them.
+5. What a DAG clone costs each worker pod: for each of --clone-places (the random bytes in the DAG folder, or
+   beside it in the repository) and --clone-sizes (MiB of them, pushed with `scripts/deploy push-dags`),
+   --clone-runs runs of the same DAG; the pods' created -> running holds their git-sync init container's clone
+   (with the kind profile's dags.gitSync.sparseCheckout). Mind the pods' DAG emptyDir (a checkout is about twice
+   what it fetches): sizes past a few hundred MiB outgrow it.
 6. The same DAG on the local stack (`make up`, LocalExecutor, SQLite) for comparison.
 """
 
@@ -41,6 +42,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 if __name__ == "__main__":  # run as a file: the checkout's root makes `scripts` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -53,12 +56,15 @@ from scripts.localcluster.podwatch import EXECUTOR_SELECTOR, PodWatch
 from scripts.paths import CLUSTER_BIN, CLUSTER_SCRIPT, IMAGES_SCRIPT, KUBERNETES_MODULE, ROOT
 
 DOCS = ROOT / "docs" / "benchmarks" / "cluster.md"
+PROFILE = yaml.safe_load((ROOT / "config" / "profiles" / "kind.yaml").read_text())
 DATA = ROOT / "docs" / "benchmarks" / "cluster.json"
 DAG_ID = "example_dataframe_pipeline"
 NAMESPACE = "airflow"
 API_SERVICE = "airflow-airflow-azblob-api-server"
 SIDECARS = ("airflow-airflow-azblob-dag-processor", "airflow-airflow-azblob-triggerer")  # git-sync every period
 CLONE_PHASE = "pod created -> running (sandbox, git-sync clone, container start)"
+# Where the random bytes of the clone's cost go: the DAG folder (every pod needs it) or beside it in the repository.
+PLACES = {"dags": "dags/assets/ (the DAG folder)", "beside": "data/ (beside the DAG folder)"}
 # Per-task phases: (label, start event, end event); events are pod watch times or task-instance times.
 PHASES = (
     ("queued -> pod created (executor picks the task up)", "queued", "created"),
@@ -193,19 +199,32 @@ def synced(log: str, commit: str) -> bool:
     return any("updated successfully" in line and commit in line for line in log.splitlines())
 
 
-def push_repository_of(megabytes: int, workdir: Path) -> str:
-    """Push dags/ plus ``megabytes`` MiB of random bytes (incompressible: what Git stores and sends in full, the worst
-    case for a clone) and a marker (so each push is a commit of its own) under dags/assets/; wait until every git-sync
-    sidecar has checked the commit out, so the runs that follow clone it with nothing else syncing. Returns it."""
-    dags = workdir / f"dags-{megabytes}"
-    shutil.copytree(ROOT / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
-    (dags / "assets").mkdir()
-    (dags / "assets" / "pushed.txt").write_text(f"{megabytes} MiB of filler, pushed at {time.time()}\n")
+def filler(folder: Path, megabytes: int) -> None:
+    """``megabytes`` MiB of random bytes (incompressible: what Git stores and sends in full, the worst case for a
+    clone) and a marker, so each push is a commit of its own."""
+    folder.mkdir(parents=True)
+    (folder / "pushed.txt").write_text(f"{megabytes} MiB of filler, pushed at {time.time()}\n")
     for index in range(megabytes):
-        (dags / "assets" / f"filler-{index:04d}.bin").write_bytes(os.urandom(1 << 20))
-    env = {**os.environ, "KUBECONFIG": str(cluster.PATHS.kubeconfig), "DAGS_DIR": str(dags)}
+        (folder / f"filler-{index:04d}.bin").write_bytes(os.urandom(1 << 20))
+
+
+def push_folder(folder: Path, subdir: str) -> str:
+    """`scripts/deploy push-dags` of ``folder`` as ``subdir`` of the repository; returns the commit."""
+    env = {**os.environ, "KUBECONFIG": str(cluster.PATHS.kubeconfig), "DAGS_DIR": str(folder), "DAGS_SUBDIR": subdir}
     _, lines = timed([str(ROOT / "scripts" / "deploy"), "--context", cluster.CONTEXT, "push-dags"], env=env)
-    commit = next(m[1] for _, line in lines if (m := re.search(r"pushing ([0-9a-f]{7,}) to ", line)))
+    return next(m[1] for _, line in lines if (m := re.search(r"pushing ([0-9a-f]{7,}) to ", line)))
+
+
+def push_repository_of(megabytes: int, place: str, workdir: Path) -> str:
+    """Push dags/ and data/, ``megabytes`` MiB of filler in dags/assets/ or in data/ (``place``), a marker in the other;
+    wait until every git-sync sidecar has checked the commit out, so the runs that follow clone it with nothing else
+    syncing. Returns it."""
+    dags = workdir / f"{place}-{megabytes}" / "dags"
+    shutil.copytree(ROOT / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
+    filler(dags / "assets", megabytes if place == "dags" else 0)
+    push_folder(dags, "dags")
+    filler(dags.parent / "data", megabytes if place == "beside" else 0)
+    commit = push_folder(dags.parent / "data", "data")
     for deployment in SIDECARS:
         log = ("logs", f"deployment/{deployment}", "--container", "git-sync", "--tail", "50")
         airflow_api.wait_for(f"git-sync of {deployment} at {commit}", lambda log=log: synced(kubectl(*log), commit),
@@ -213,14 +232,18 @@ def push_repository_of(megabytes: int, workdir: Path) -> str:
     return commit
 
 
-def clone_cost(sizes: list[int], runs: int) -> list[dict[str, Any]]:
-    """Per repository size: runs of DAG_ID, each worker pod cloning the repository in its init container."""
+def clone_cost(places: list[str], sizes: list[int], runs: int) -> list[dict[str, Any]]:
+    """Per place and repository size: runs of DAG_ID, each worker pod cloning the repository in its init container."""
     results = []
+    sparse = bool(PROFILE["dags"]["gitSync"].get("sparseCheckout"))
     with tempfile.TemporaryDirectory(prefix="bench-clone-") as tmp, api_client() as api:
-        for megabytes in sizes:
-            step(f"{runs} runs with {megabytes} MiB more in the DAG repository")
-            commit = push_repository_of(megabytes, Path(tmp))
-            results.append({"megabytes": megabytes, "commit": commit, "runs": [timed_run(api) for _ in range(runs)]})
+        for place in places:
+            for megabytes in sizes:
+                step(f"{runs} runs with {megabytes} MiB more in {PLACES[place]}")
+                commit = push_repository_of(megabytes, place, Path(tmp))
+                runs_done = [timed_run(api) for _ in range(runs)]
+                result = {"place": place, "sparse_checkout": sparse, "megabytes": megabytes, "commit": commit}
+                results.append(result | {"runs": runs_done})
     return results
 
 
@@ -301,25 +324,29 @@ def report(data: dict[str, Any]) -> str:
 
 
 def clone_report(results: list[dict[str, Any]]) -> str:
-    """Per repository size: the worker pods' created -> running (the git-sync init container clones in it), against
-    the smallest repository measured."""
-    per_size = {r["megabytes"]: task_phase_medians(r["runs"])[CLONE_PHASE] for r in results}
-    base = per_size[min(per_size)]
+    """Per place and repository size: the worker pods' created -> running (the git-sync init container clones in it),
+    against the smallest size measured in that place (results of before --clone-places: the DAG folder)."""
+    sparse = {r.get("sparse_checkout", False) for r in results}
     lines = [
         "## What a DAG clone costs each worker pod", "",
         "Every KubernetesExecutor pod clones the DAG repository (depth 1) in its git-sync init container before "
-        "Airflow starts. Random bytes added under dags/assets/ (incompressible: Git stores and sends them in full; "
-        "text compresses several-fold) against the same pipeline. Pod created -> running holds the clone; median "
-        "over the runs of the mean over the run's tasks.", "",
-        f"| MiB added to dags/ | runs | pod created -> running s | more than +{min(per_size)} MiB s "
+        "Airflow starts. Random bytes added to the repository (incompressible: Git stores and sends them in full; "
+        "text compresses several-fold), in the DAG folder or beside it, against the same pipeline; "
+        f"dags.gitSync.sparseCheckout {'on' if sparse == {True} else 'off'} (the kind profile's). Pod created -> "
+        "running holds the clone; median over the runs of the mean over the run's tasks.", "",
+        "| MiB added to | MiB | runs | pod created -> running s | more than the fewest MiB s "
         "| trigger -> success s (median) |",
-        "|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|",
     ]  # fmt: skip
-    for r in results:
-        wall = statistics.median(run["trigger_to_success"] for run in r["runs"])
-        size = r["megabytes"]
-        cells = [size, len(r["runs"]), f"{per_size[size]:.2f}", f"{per_size[size] - base:+.2f}", f"{wall:.1f}"]
-        lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
+    for place in dict.fromkeys(r.get("place", "dags") for r in results):
+        here = [r for r in results if r.get("place", "dags") == place]
+        per_size = {r["megabytes"]: task_phase_medians(r["runs"])[CLONE_PHASE] for r in here}
+        base = per_size[min(per_size)]
+        for r in here:
+            wall = statistics.median(run["trigger_to_success"] for run in r["runs"])
+            size = r["megabytes"]
+            cells = [PLACES[place], size, len(r["runs"]), f"{per_size[size]:.2f}", f"{per_size[size] - base:+.2f}"]
+            lines.append("| " + " | ".join(str(cell) for cell in [*cells, f"{wall:.1f}"]) + " |")
     return "\n".join(lines)
 
 
@@ -387,14 +414,18 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
     parser.add_argument("--clone-sizes", default="0,1,50,200", help="MiB added to the DAG repository, comma-separated")
     parser.add_argument("--clone-runs", type=int, default=2, help="runs per repository size")
+    parser.add_argument("--clone-places", default=",".join(PLACES), help=f"where the MiB go, of {', '.join(PLACES)}")
     parser.add_argument("--baseline", type=Path, help="a cluster.json of an earlier run to compare the runs with")
     parser.add_argument("--baseline-label", default="the change", help="what changed since the baseline")
     only = "cluster-up, deploy and the clone's cost alone; its section replaces the one in the docs"
     parser.add_argument("--clone-only", action="store_true", help=only)
     args = parser.parse_args()
     sizes = [int(size) for size in args.clone_sizes.split(",") if size.strip()]
+    places = [place.strip() for place in args.clone_places.split(",") if place.strip()]
+    if unknown := set(places) - set(PLACES):
+        parser.error(f"--clone-places: {', '.join(sorted(unknown))} unknown; choose from {', '.join(PLACES)}")
     if args.clone_only:
-        clone_only(sizes, args.clone_runs, write=not args.no_write)
+        clone_only(places, sizes, args.clone_runs, write=not args.no_write)
         return
     data: dict[str, Any] = {"setup": {}, "deploy": {}}
     if args.cold_tools:
@@ -406,7 +437,7 @@ def main() -> None:
         measure_cluster(data, args.runs)
         if sizes:
             step(f"the clone's cost: repositories {sizes} MiB larger, {args.clone_runs} runs each")
-            data["clone"] = clone_cost(sizes, args.clone_runs)
+            data["clone"] = clone_cost(places, sizes, args.clone_runs)
     finally:
         cluster_cli("down")
         if started_docker:
@@ -428,7 +459,7 @@ def full_report(data: dict[str, Any]) -> str:
     return text + "\n\n" + clone_report(data["clone"]) if data.get("clone") else text
 
 
-def clone_only(sizes: list[int], runs: int, *, write: bool) -> None:
+def clone_only(places: list[str], sizes: list[int], runs: int, *, write: bool) -> None:
     """The clone's cost alone, on a cluster brought up and deployed for it; written into the existing cluster.json
     and cluster.md in place of their clone section (the rest keeps its earlier run)."""
     started_docker = images.start_docker()
@@ -436,7 +467,7 @@ def clone_only(sizes: list[int], runs: int, *, write: bool) -> None:
         timed([str(IMAGES_SCRIPT), "build"])
         cluster_cli("up")
         deploy()
-        clone = clone_cost(sizes, runs)
+        clone = clone_cost(places, sizes, runs)
     finally:
         cluster_cli("down")
         if started_docker:

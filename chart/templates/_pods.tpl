@@ -147,6 +147,11 @@ capabilities:
   emptyDir: {sizeLimit: {{ $v.emptyDirSizeLimits.dags }}}
 - name: git-sync-tmp
   emptyDir: {sizeLimit: {{ $v.emptyDirSizeLimits.tmp }}}
+{{- if $v.dags.gitSync.sparseCheckout }}
+- name: git-sparse-checkout
+  configMap:
+    name: {{ include "airflow-azblob.componentName" (dict "root" .root "component" "git-sparse-checkout") }}
+{{- end }}
 {{- if $v.dags.gitSync.ssh.existingSecret }}
 - name: git-ssh-key
   secret:
@@ -208,6 +213,12 @@ Call with (dict "root" $ "oneShot" true|false).
       value: {{ $g.maxFailures | quote }}
     - name: GITSYNC_ONE_TIME
       value: {{ ternary "true" "false" .oneShot | quote }}
+    {{- if $g.sparseCheckout }}
+    - name: GITSYNC_FILTER
+      value: blob:none
+    - name: GITSYNC_SPARSE_CHECKOUT_FILE
+      value: /etc/git-sync/sparse-checkout
+    {{- end }}
     {{- if $g.ssh.existingSecret }}
     - name: GITSYNC_SSH_KEY_FILE
       value: /etc/git-secret/ssh
@@ -239,6 +250,11 @@ Call with (dict "root" $ "oneShot" true|false).
       mountPath: {{ include "airflow-azblob.gitSyncRoot" .root }}
     - name: git-sync-tmp
       mountPath: /tmp
+    {{- if $g.sparseCheckout }}
+    - name: git-sparse-checkout
+      mountPath: /etc/git-sync
+      readOnly: true
+    {{- end }}
     {{- if $g.ssh.existingSecret }}
     - name: git-ssh-key
       mountPath: /etc/git-secret/ssh
@@ -289,6 +305,9 @@ checksum/pod-template: {{ include (print $root.Template.BasePath "/configmaps/po
 {{- end }}
 {{- if and (eq $root.Values.dags.mode "gitSync") $root.Values.dags.gitSync.ssh.knownHosts $c.dags }}
 checksum/git-known-hosts: {{ include (print $root.Template.BasePath "/configmaps/git-known-hosts.yaml") $root | sha256sum }}
+{{- end }}
+{{- if and (eq $root.Values.dags.mode "gitSync") $root.Values.dags.gitSync.sparseCheckout $c.dags }}
+checksum/git-sparse-checkout: {{ include (print $root.Template.BasePath "/configmaps/git-sparse-checkout.yaml") $root | sha256sum }}
 {{- end }}
 {{- if $c.deployment }}
 checksum/secrets: {{ include "airflow-azblob.secretInputs" $root | sha256sum }}

@@ -17,6 +17,9 @@ Validation of values that the schema cannot express (combinations of values).
 {{- if and (eq $v.dags.mode "gitSync") $v.dags.gitSync.ssh.existingSecret $v.dags.gitSync.https.existingSecret -}}
 {{- fail "dags.gitSync has both SSH and HTTPS credentials: set only one of dags.gitSync.ssh.existingSecret and dags.gitSync.https.existingSecret." -}}
 {{- end -}}
+{{- if and (eq $v.dags.mode "gitSync") $v.dags.gitSync.sparseCheckout (not (trimAll "/" $v.dags.gitSync.subPath)) -}}
+{{- fail "dags.gitSync.sparseCheckout checks out the DAG folder alone, but dags.gitSync.subPath is empty (the repository root): set dags.gitSync.subPath to the folder of your DAGs (e.g. dags), or sparseCheckout=false." -}}
+{{- end -}}
 {{- if and (eq $v.dags.mode "gitSync") $v.dags.gitSync.ssh.existingSecret (not $v.dags.gitSync.ssh.knownHosts) (not $v.dags.gitSync.ssh.disableKnownHosts) -}}
 {{- fail "dags.gitSync.ssh.existingSecret is set without known hosts: set dags.gitSync.ssh.knownHosts to the output of ssh-keyscan <git host>, or set dags.gitSync.ssh.disableKnownHosts=true to skip host key verification (insecure)." -}}
 {{- end -}}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.helm import Manifest, all_containers, env_of, render
+from tests.support.helm import Manifest, all_containers, env_of, render, render_error
 
 REPO = "https://example.com/org/dags.git"
 GIT_SYNC = {"dags.mode": "gitSync", "dags.gitSync.repo": REPO, "dags.gitSync.subPath": "dags", "dags.gitSync.ref": "v1"}
@@ -29,7 +29,10 @@ GITSYNC_NAMES = {
     "GITSYNC_SSH_KNOWN_HOSTS_FILE",
     "GITSYNC_USERNAME",
     "GITSYNC_PASSWORD",
+    "GITSYNC_FILTER",
+    "GITSYNC_SPARSE_CHECKOUT_FILE",
 }
+SPARSE = {**GIT_SYNC, "dags.gitSync.sparseCheckout": True}
 
 
 def pods_needing_dags(manifest: Manifest) -> dict[str, dict]:
@@ -107,8 +110,8 @@ def test_git_sync_gets_repo_ref_period_depth_and_failure_budget() -> None:
 
 @pytest.mark.parametrize(
     "values",
-    [GIT_SYNC, SSH, {**GIT_SYNC, "dags.gitSync.https.existingSecret": "git-https"}],
-    ids=["anonymous", "ssh", "https"],
+    [GIT_SYNC, SSH, {**GIT_SYNC, "dags.gitSync.https.existingSecret": "git-https"}, SPARSE],
+    ids=["anonymous", "ssh", "https", "sparse"],
 )
 def test_git_sync_reads_only_documented_v4_variables(values: dict) -> None:
     for spec in pods_needing_dags(render(values)).values():
@@ -160,9 +163,44 @@ def test_https_credentials_come_from_a_secret() -> None:
     assert env["GITSYNC_PASSWORD"] == {"secretKeyRef": {"name": "gh", "key": "password"}}
 
 
+def test_sparse_checkout_fetches_no_file_contents_and_checks_out_the_dag_folder_alone() -> None:
+    manifest = render(SPARSE)
+    for name, spec in pods_needing_dags(manifest).items():
+        container = git_sync(spec)
+        env = env_of(container)
+        assert env["GITSYNC_FILTER"] == "blob:none", name
+        assert env["GITSYNC_SPARSE_CHECKOUT_FILE"] == "/etc/git-sync/sparse-checkout", name
+        mount = next(m for m in container["volumeMounts"] if m["mountPath"] == "/etc/git-sync")
+        volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+        assert volume["configMap"]["name"].endswith("-git-sparse-checkout"), name
+    patterns = manifest.get("ConfigMap", "git-sparse-checkout")["data"]["sparse-checkout"].split()
+    assert patterns == ["/*", "!/*/", "/dags/"]
+    assert "GITSYNC_FILTER" not in env_of(git_sync(pods_needing_dags(render(GIT_SYNC))["worker"]))
+
+
+def test_a_nested_dag_folder_keeps_its_parents_files_in_cone_form() -> None:
+    manifest = render({**SPARSE, "dags.gitSync.subPath": "/airflow/dags/"})
+    patterns = manifest.get("ConfigMap", "git-sparse-checkout")["data"]["sparse-checkout"].split()
+    assert patterns == ["/*", "!/*/", "/airflow/", "!/airflow/*/", "/airflow/dags/"]
+
+
+def test_sparse_checkout_of_the_repository_root_is_refused_saying_what_to_set() -> None:
+    error = render_error({**SPARSE, "dags.gitSync.subPath": ""})
+    assert "dags.gitSync.sparseCheckout" in error
+    assert "set dags.gitSync.subPath" in error
+
+
+def test_a_changed_dag_folder_rolls_the_pods_that_sync() -> None:
+    annotation = "checksum/git-sparse-checkout"
+    before = render(SPARSE).get("Deployment", "dag-processor")["spec"]["template"]["metadata"]["annotations"]
+    after = render({**SPARSE, "dags.gitSync.subPath": "other"}).get("Deployment", "dag-processor")
+    assert before[annotation] != after["spec"]["template"]["metadata"]["annotations"][annotation]
+
+
 def test_kind_profile_syncs_main_from_the_dev_git_server(kind: Manifest) -> None:
     env = env_of(git_sync(pods_needing_dags(kind)["worker"]))
     assert (env["GITSYNC_REPO"], env["GITSYNC_REF"]) == ("git://dags-git:9418/dags.git", "main")
+    assert env["GITSYNC_FILTER"] == "blob:none"  # the dev Git server serves partial clones
     assert dags_folder(kind) == "/git/repo/dags"
 
 

@@ -106,7 +106,11 @@ class Deployment:
         shutil.copytree(ROOT / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
         for path in extra:
             shutil.copy(path, dags)
-        env = {**self.cluster.env, "DAGS_DIR": str(dags), "GIT_PORT": str(free_port())}
+        return self.push_folder(dags, "dags")
+
+    def push_folder(self, folder: Path, subdir: str) -> str:
+        """`make push-dags` of ``folder`` as ``subdir`` of the repository (the rest of it stays); returns the commit."""
+        env = {**self.cluster.env, "DAGS_DIR": str(folder), "DAGS_SUBDIR": subdir, "GIT_PORT": str(free_port())}
         pushed = self.cluster.deploy("push-dags", env=env)
         assert pushed.returncode == 0, pushed.stdout + pushed.stderr
         return re.search(r"pushing ([0-9a-f]{7,}) to ", pushed.stdout + pushed.stderr)[1]

@@ -1,8 +1,9 @@
 """`make push-dags` on the local cluster in the kind profile's dags.mode gitSync: a new DAG pushed to the in-cluster
 Git server is registered within a bound (git-sync's period, then a parse) and its worker pod runs it from a clone of
-that commit (the pod's init container clones the branch when the pod starts). With the Git server down, the
-dag-processor's sidecar says so in its log and restarts while every DAG stays registered; a task started then fails
-in its pod's clone, which says why; once the server is back, a push registers again and every sidecar is ready."""
+that commit (the pod's init container clones the branch when the pod starts), the DAG folder alone (the kind
+profile's sparse checkout). With the Git server down, the dag-processor's sidecar says so in its log and restarts
+while every DAG stays registered; a task started then fails in its pod's clone, which says why; once the server is
+back, a push registers again and every sidecar is ready. The same for a ref the server does not have."""
 
 from __future__ import annotations
 
@@ -33,6 +34,10 @@ def test_a_dag_pushed_to_the_git_server_is_registered_within_a_bound_and_runs_fr
     deployment: Deployment, api: Api, tmp_path: Path
 ) -> None:
     assert not api.dag_exists(DAG_ID)
+    beside = tmp_path / "data"
+    beside.mkdir()
+    (beside / "notes.txt").write_text("a file of the repository outside the DAG folder\n")
+    deployment.push_folder(beside, "data")
     started = time.monotonic()
     commit = deployment.push_and_register(api, tmp_path, PUSHED, DAG_ID, timeout=REGISTERED_BOUND_S)
     deployment.measured["git_sync_push_registered_s"] = time.monotonic() - started
@@ -43,6 +48,14 @@ def test_a_dag_pushed_to_the_git_server_is_registered_within_a_bound_and_runs_fr
     checkout = xcom["checkout"]
     assert checkout.startswith(GIT_SYNC_ROOT), checkout
     assert f"/{commit}" in checkout, (commit, checkout)
+    # The kind profile's sparseCheckout: data/ is in the repository, and in neither the worker's nor the
+    # dag-processor's checkout.
+    assert xcom["repository"] == ["dags"], xcom
+    [name] = component_pods(deployment, "dag-processor").values()
+    listed = deployment.cluster.kubectl(
+        "exec", name, "--container", "dag-processor", "--", "ls", f"{GIT_SYNC_ROOT}repo"
+    )
+    assert listed.stdout.split() == ["dags"], listed.stdout
 
 
 @pytest.fixture
@@ -70,6 +83,13 @@ def sidecar_restarts(deployment: Deployment) -> int:
 def assert_gave_up_naming_the_server(log: str) -> None:
     assert "too many failures, aborting" in log, log[-2000:]
     assert GIT_SERVER in log, log[-2000:]
+
+
+def wait_until_every_sidecar_is_ready(deployment: Deployment) -> None:
+    """Each git-sync sidecar out of its restart back-off, its pod Ready."""
+    for component in ("dag-processor", "triggerer"):
+        pods = [f"pod/{name}" for name in component_pods(deployment, component).values()]
+        deployment.cluster.kubectl("wait", "--for=condition=Ready", *pods, "--timeout=300s", timeout=320)
 
 
 def active_dags(api: Api) -> set[str]:
@@ -108,6 +128,40 @@ def test_once_the_git_server_is_back_a_push_registers_again(deployment: Deployme
     started = time.monotonic()
     deployment.push_and_register(api, tmp_path / "push", changed, DAG_ID, timeout=OUTAGE_BOUND_S)
     deployment.measured["git_sync_back_push_registered_s"] = time.monotonic() - started
-    for component in ("dag-processor", "triggerer"):  # each sidecar out of its restart back-off, its pod Ready
-        pods = [f"pod/{name}" for name in component_pods(deployment, component).values()]
-        deployment.cluster.kubectl("wait", "--for=condition=Ready", *pods, "--timeout=300s", timeout=320)
+    wait_until_every_sidecar_is_ready(deployment)
+
+
+@pytest.fixture
+def branch_deleted(deployment: Deployment) -> Iterator[None]:
+    """Branch main deleted in the Git server's repository: the ref every sidecar and worker pod syncs no longer
+    resolves (what a mistyped dags.gitSync.ref meets). Put back afterwards at the same commit."""
+
+    def git(*args: str) -> str:
+        repository = "/srv/git/dags.git"  # config/kind/dags-git.yaml
+        argv = ("exec", f"deployment/{GIT_SERVER}", "--", "git", "--git-dir", repository, *args)
+        return deployment.cluster.kubectl(*argv).stdout.strip()
+
+    commit = git("rev-parse", "refs/heads/main")
+    git("update-ref", "-d", "refs/heads/main")
+    try:
+        yield
+    finally:
+        git("update-ref", "refs/heads/main", commit)
+
+
+def test_a_ref_the_server_does_not_have_fails_in_the_sidecar_naming_it_and_the_dags_stay(
+    deployment: Deployment, api: Api, branch_deleted: None
+) -> None:
+    before, restarts = active_dags(api), sidecar_restarts(deployment)
+    wait_for("the dag-processor's git-sync to give up on ref main", lambda: sidecar_restarts(deployment) > restarts,
+             timeout=OUTAGE_BOUND_S, interval=2)  # fmt: skip
+    [name] = component_pods(deployment, "dag-processor").values()
+    said = deployment.cluster.kubectl("logs", name, "--container", "git-sync", "--previous").stdout
+    assert "too many failures, aborting" in said, said[-2000:]
+    assert "couldn't find remote ref main" in said, said[-2000:]
+    assert active_dags(api) == before
+
+
+def test_once_the_ref_is_back_every_sidecar_is_ready_again(deployment: Deployment) -> None:
+    """After the test above put branch main back: each sidecar syncs again, out of its restart back-off."""
+    wait_until_every_sidecar_is_ready(deployment)

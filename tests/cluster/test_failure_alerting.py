@@ -25,7 +25,7 @@ from scripts.localcluster.podwatch import EXECUTOR_SELECTOR, PodWatch
 from scripts.paths import ROOT
 from tests.cluster.conftest import Deployment
 from tests.plugins.dags.alerts_fixture import ALERT_TITLES, STATES
-from tests.support.cluster import NAMESPACE
+from tests.support.cluster import NAMESPACE, script_service
 from tests.support.helm import FULLNAME
 from tests.support.webhook_receiver import titles
 
@@ -39,53 +39,10 @@ BOUND_S = 600
 
 
 def receiver_manifests(image: str) -> dict[str, Any]:
-    labels = {"app.kubernetes.io/name": RECEIVER}
-    script = (ROOT / "tests" / "support" / "webhook_receiver.py").read_text()
-    restricted = {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "capabilities": {"drop": ["ALL"]},
-    }
     url = f"http://{RECEIVER}.{NAMESPACE}.svc.cluster.local:{PORT}/hooks/alerts"
-    return {
-        "apiVersion": "v1",
-        "kind": "List",
-        "items": [
-            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": RECEIVER}, "data": {"receiver.py": script}},
-            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": SECRET}, "stringData": {"url": url}},
-            {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": RECEIVER, "labels": labels},
-                "spec": {
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": 50000,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "containers": [
-                        {
-                            "name": "receiver",
-                            "image": image,
-                            "imagePullPolicy": "IfNotPresent",
-                            "command": ["python", "/receiver/receiver.py", str(PORT)],
-                            "ports": [{"containerPort": PORT}],
-                            "readinessProbe": {"tcpSocket": {"port": PORT}, "periodSeconds": 1},
-                            "securityContext": restricted,
-                            "volumeMounts": [{"name": "script", "mountPath": "/receiver"}],
-                        }
-                    ],
-                    "volumes": [{"name": "script", "configMap": {"name": RECEIVER}}],
-                },
-            },
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {"name": RECEIVER},
-                "spec": {"selector": labels, "ports": [{"port": PORT, "targetPort": PORT}]},
-            },
-        ],
-    }
+    receiver = script_service(RECEIVER, image, ROOT / "tests" / "support" / "webhook_receiver.py", PORT)
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": SECRET}, "stringData": {"url": url}}
+    return {"apiVersion": "v1", "kind": "List", "items": [*receiver, secret]}
 
 
 @dataclass

@@ -77,6 +77,8 @@ def test_dry_run_preloads_and_deploys_the_git_server_before_helm(up: list[list[s
     assert "--filename=config/kind/namespace.yaml" in applied
     push = find(up, "push-dags")
     assert up[push][-1] == "git://127.0.0.1:19418/dags.git"
+    subpath = yaml.safe_load((ROOT / "config/profiles/kind.yaml").read_text())["dags"]["gitSync"]["subPath"]
+    assert up[push][up[push].index("--subdir") + 1] == subpath  # where the kind profile looks for DAGs
     forward = up[push - 1]
     assert forward[-3:] == ["port-forward", "svc/dags-git", "19418:9418"]
     assert load < push < find(up, "helm", "upgrade")

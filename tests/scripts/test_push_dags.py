@@ -191,6 +191,24 @@ def test_the_dev_server_keeps_a_push_as_the_pack_it_came_in(git_daemon: str, sou
     assert list((objects / "pack").glob("*.pack"))
 
 
+def test_the_dev_server_serves_a_partial_clone(git_daemon: str, source: Path, tmp_path: Path) -> None:
+    """What git-sync fetches with dags.gitSync.sparseCheckout (the kind profile): commits and trees, no file contents
+    (the init script's uploadpack.allowFilter; without it the server sends everything and says so)."""
+    done = push("--source", source, git_daemon)
+    assert done.returncode == 0, done.stderr
+    clone = tmp_path / "partial"
+    fetched = subprocess.run(
+        ["git", "clone", "--filter=blob:none", "--no-checkout", "--depth", "1", git_daemon, str(clone)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "filtering not recognized" not in fetched.stderr, fetched.stderr
+    missing = [line for line in git("-C", clone, "rev-list", "--objects", "--missing=print", "HEAD").splitlines()
+               if line.startswith("?")]  # fmt: skip
+    files = git("-C", clone, "ls-tree", "-r", "--name-only", "HEAD").split()  # the trees came
+    assert files
+    assert len(missing) == len(files), (files, missing)
+
+
 def test_push_over_the_git_protocol_to_the_dev_server_command_and_clone_back(
     git_daemon: str, source: Path, tmp_path: Path
 ) -> None:

@@ -117,6 +117,54 @@ class LocalCluster:
             process.wait(timeout=10)
 
 
+def script_service(
+    name: str, image: str, script: Path, port: int, *, env: list[dict[str, Any]] = (), writable: str | None = None
+) -> list[dict[str, Any]]:
+    """Manifests of a helper server for a test: ``script`` in a ConfigMap, run by ``image``'s Python with ``port`` as
+    its argument in a Pod that meets the restricted Pod Security level (read-only root; ``writable``: an emptyDir
+    mounted there, HOME too), behind a Service ``name``:``port``. Ready once it listens."""
+    labels = {"app.kubernetes.io/name": name}
+    restricted = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
+    mounts = [{"name": "script", "mountPath": "/script"}]
+    volumes = [{"name": "script", "configMap": {"name": name}}]
+    if writable:
+        mounts.append({"name": "writable", "mountPath": writable})
+        volumes.append({"name": "writable", "emptyDir": {}})
+        env = [*env, {"name": "HOME", "value": writable}]
+    container = {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["python", f"/script/{script.name}", str(port)],
+        "env": list(env),
+        "ports": [{"containerPort": port}],
+        "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 1},
+        "securityContext": restricted,
+        "volumeMounts": mounts,
+    }
+    pod_security = {"runAsNonRoot": True, "runAsUser": 50000, "seccompProfile": {"type": "RuntimeDefault"}}
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name},
+            "data": {script.name: script.read_text()},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"securityContext": pod_security, "containers": [container], "volumes": volumes},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name},
+            "spec": {"selector": labels, "ports": [{"port": port, "targetPort": port}]},
+        },
+    ]
+
+
 # ------------------------------------------------------------------------------------- what a cluster adds
 
 
