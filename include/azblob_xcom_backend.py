@@ -233,8 +233,8 @@ class BlobReference:
         if not isinstance(sha256, str) or len(sha256) != 64:
             raise ValueError("sha256 must be 64 hex digits")
         size = value["size_bytes"]
-        if not isinstance(size, int) or size < 0:
-            raise ValueError("size_bytes must be a whole number")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise ValueError("size_bytes must be a whole number above 0")
         return cls(
             container=container,
             blob_name=blob_name,
@@ -246,6 +246,20 @@ class BlobReference:
             rows=value.get("rows"),
             columns=value.get("columns"),
         )
+
+
+def check_owned(config: BackendConfig, ref: BlobReference) -> None:
+    """Refuse a reference to a blob outside this backend's container and prefix. A reference is a row any task can
+    write (an XCom of its own), so it must not steer a read or a purge to other blobs: task logs, another prefix."""
+    prefix = f"{config.prefix}/" if config.prefix else ""
+    segments = ref.blob_name.split("/")
+    if ref.container == config.container and ref.blob_name.startswith(prefix) and not {".", ".."} & set(segments):
+        return
+    raise XComReferenceError(
+        f"XCom reference {ref.uri} is outside this backend's blobs ({URI_SCHEME}{config.container}/{prefix}...): "
+        f"refused. If [azblob_xcom] container or prefix changed since the value was written, set them back to "
+        f"read it; otherwise the row was edited or forged: clear the task to recompute it."
+    )
 
 
 def parse_uri(uri: Any) -> tuple[str, str]:
@@ -603,7 +617,17 @@ def download(config: BackendConfig, ref: BlobReference) -> bytearray:
 
     blob = _blob_client(config, ref.container, ref.blob_name)
     try:
-        stream = blob.download_blob(max_concurrency=config.max_concurrency, retry_total=config.retries)
+        # Never more than the reference's size: the buffer below is sized by it, whatever the blob has become.
+        stream = blob.download_blob(
+            offset=0, length=ref.size_bytes, max_concurrency=config.max_concurrency, retry_total=config.retries
+        )
+        # The whole blob's size, from the first response's Content-Range ("bytes 0-<end>/<size>").
+        size = int(stream.properties.content_range.rpartition("/")[2])
+        if size != ref.size_bytes:
+            raise XComIntegrityError(
+                f"XCom blob {ref.uri} is corrupt or was modified: expected {ref.size_bytes} bytes, the blob has "
+                f"{size}. Clear and re-run the upstream task to write it again."
+            )
         writer = _MemoryWriter(stream.size)
         stream.readinto(writer)
     except ResourceNotFoundError as err:
@@ -685,6 +709,7 @@ class WasbXComBackend(BaseXCom):
         if ref is None:
             return BaseXCom.deserialize_value(result)
         config = BackendConfig.from_airflow()
+        check_owned(config, ref)
         started = time.perf_counter()
         if ref.format == "parquet":  # import the decoder while the blob downloads
             in_background(importlib.import_module, "pyarrow.parquet")
@@ -711,7 +736,13 @@ class WasbXComBackend(BaseXCom):
         if ref is None:
             return
         try:
-            deleted = delete(BackendConfig.from_airflow(), ref)
+            config = BackendConfig.from_airflow()
+            check_owned(config, ref)
+        except AzBlobXComError as err:
+            log.warning("Not purging XCom blob %s: %s", ref.uri, err)
+            return
+        try:
+            deleted = delete(config, ref)
         except Exception as err:  # best effort: a failed purge must not fail the task's new attempt
             log.warning("Could not purge XCom blob %s: %s", ref.uri, _short(err))
             return

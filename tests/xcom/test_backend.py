@@ -335,6 +335,60 @@ def test_tampered_blob_raises_integrity_error_naming_the_blob(xcom_env, azurite)
         pull(stored)
 
 
+@pytest.mark.parametrize("change", ["appended", "truncated"])
+def test_a_blob_whose_size_changed_is_refused_before_its_bytes_are_read(xcom_env, azurite, change):
+    stored = push("x" * 50_000)
+    blob = blob_client(azurite, stored)
+    data = blob.download_blob().readall()
+    blob.upload_blob((data + b"\0" * 7) if change == "appended" else data[:-7], overwrite=True)
+    size = len(data) + (7 if change == "appended" else -7)
+    expected = f"{stored['uri']} is corrupt or was modified: expected {len(data)} bytes, the blob has {size}"
+    with pytest.raises(backend.XComIntegrityError, match=re.escape(expected)):
+        pull(stored)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("logs", "dag_id=etl/attempt=1.log", "dag_id=etl/attempt=1.log"),  # another container: task logs
+        ("xcom", "elsewhere/value.json.zst", "elsewhere/value.json.zst"),  # outside the prefix
+        ("xcom", "elsewhere/value.json.zst", "team-a/../elsewhere/value.json.zst"),  # back out of it
+    ],
+    ids=["another container", "outside the prefix", "back out of the prefix"],
+)
+def test_a_reference_outside_the_backends_container_or_prefix_is_neither_read_nor_purged(
+    xcom_env, azurite, monkeypatch, caplog, case
+):
+    """A forged reference to a blob that exists there, size and hash right: refused, the blob kept."""
+    container, blob_name, referenced_as = case
+    monkeypatch.setenv("AIRFLOW__AZBLOB_XCOM__PREFIX", "team-a")
+    stored = push("x" * 50_000)
+    data = blob_client(azurite, stored).download_blob().readall()
+    xcom_container = xcom_env["AIRFLOW__AZBLOB_XCOM__CONTAINER"]
+    container = xcom_container if container == "xcom" else f"logs-{uuid.uuid4().hex[:12]}"
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    if container != xcom_container:
+        service.create_container(container)
+    target = service.get_blob_client(container, blob_name)
+    target.upload_blob(data)
+    forged = {**stored, "uri": f"{backend.URI_SCHEME}{container}/{referenced_as}"}
+    refused = f"XCom reference {forged['uri']} is outside this backend's blobs "
+    refused += f"(xcom_wasb://{xcom_container}/team-a/...): refused"
+    with pytest.raises(backend.XComReferenceError, match=re.escape(refused)):
+        pull(forged)
+    with caplog.at_level("WARNING", logger="include.azblob_xcom_backend"):
+        WasbXComBackend.purge(SimpleNamespace(value=forged))
+    assert f"Not purging XCom blob {forged['uri']}" in caplog.text
+    assert target.exists()
+
+
+def test_a_value_written_before_the_container_changed_says_to_set_it_back(xcom_env, monkeypatch):
+    stored = push("x" * 50_000)
+    monkeypatch.setenv("AIRFLOW__AZBLOB_XCOM__CONTAINER", "xcom-moved")
+    with pytest.raises(backend.XComReferenceError, match=r"If \[azblob_xcom\] container or prefix changed"):
+        pull(stored)
+
+
 @pytest.fixture
 def storage_down(monkeypatch):
     """From here on the backend's connection points at a port nothing listens on (no retries: fail fast)."""
@@ -369,6 +423,7 @@ def test_unreachable_storage_on_read_raises_naming_reference_and_connection(xcom
         ({"compression": "gz"}, "unknown compression 'gz'"),
         ({"sha256": "abc"}, "sha256 must be 64 hex digits"),
         ({"size_bytes": "12"}, "size_bytes must be a whole number"),
+        ({"size_bytes": 0}, "size_bytes must be a whole number above 0"),
         ({"sha256": None}, "sha256 must be 64 hex digits"),
     ],
 )
