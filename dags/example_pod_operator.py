@@ -1,12 +1,13 @@
 """Example: one step in a pod of its own. KubernetesPodOperator runs `crunch` as a container with its own image and
-resources, in the Airflow release's namespace; the container writes its small result to /airflow/xcom/return.json,
-which comes back as the task's XCom, and `report` reads it like any other task's result. The pod is deleted when the
-step ends.
+resources, in the step namespace the chart names (`workers.podOperator.namespace`, apart from the release's); the
+container writes its small result to /airflow/xcom/return.json, which comes back as the task's XCom, and `report`
+reads it like any other task's result. The pod is deleted when the step ends.
 
-Needs the chart's `workers.podOperator.enabled` (on in the kind profile and the local cluster's values): it gives the
-tasks' ServiceAccount the right to manage pods in the namespace and sets the `kubernetes_default` connection. The image
-is the Airflow image the chart deploys, standing in for your step's own (pass another one as the `image` param); on
-the local stack (`make up`, no Kubernetes) this DAG fails at its first task, saying there is no cluster config.
+Needs the chart's `workers.podOperator` (on in the kind profile, namespace airflow-steps): it gives the tasks'
+ServiceAccount the right to manage pods in that namespace and sets the `kubernetes_default` connection there. The
+image is the Airflow image the chart deploys, standing in for your step's own: fixed in the DAG, never taken from a
+run's parameters (whoever may trigger a run would otherwise choose what runs). On the local stack (`make up`, no
+Kubernetes) this DAG fails at its first task, saying there is no cluster config.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from airflow.sdk import Param, dag, task
 from airflow.sdk.configuration import conf
 from kubernetes.client import models as k8s
 
-# The image the chart runs tasks in ([kubernetes_executor] worker_container_*: the chart sets both).
+# The image the chart runs tasks in ([kubernetes_executor] worker_container_*: the chart sets both; Airflow's own
+# defaults are empty, hence `or` rather than a fallback).
 AIRFLOW_IMAGE = ":".join(
-    conf.get("kubernetes_executor", key, fallback=default)
+    conf.get("kubernetes_executor", key, fallback="") or default
     for key, default in (("worker_container_repository", "airflow-azblob"), ("worker_container_tag", "local"))
 )
 
@@ -42,14 +44,14 @@ print("crunched", result)
     catchup=False,
     tags=["example", "kubernetes"],
     default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
-    params={"n": Param(1000, type="integer", minimum=1), "image": Param(AIRFLOW_IMAGE, type="string")},
+    params={"n": Param(1000, type="integer", minimum=1)},
     doc_md=__doc__,
 )
 def example_pod_operator():
     crunch = KubernetesPodOperator(
         task_id="crunch",
         name="crunch",
-        image="{{ params.image }}",
+        image=AIRFLOW_IMAGE,
         cmds=["python", "-c", STEP],
         env_vars={"N": "{{ params.n }}"},
         container_resources=k8s.V1ResourceRequirements(

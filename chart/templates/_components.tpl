@@ -18,16 +18,21 @@ component -> facts, as YAML:
   alerts          the failure-alert webhook (include/plugins/failure_alerts.py)
   passwords       the SimpleAuthManager passwords file
   podTemplate     the KubernetesExecutor's worker pod template
+  kubeApi         a Kubernetes API token in the pods (automountServiceAccountToken): the scheduler and the api-server
+                  with the KubernetesExecutor (worker pods, their logs), and whoever runs tasks with
+                  workers.podOperator; every other pod gets none
   logServerPort   the log server the api-server reads from (config.logging's port), if any
   logServerPolicy its NetworkPolicy admits nothing but the api-server, to its log server (the api-server, Azurite
                   and PostgreSQL have policies of their own)
 */}}
 {{- define "airflow-azblob.components" -}}
 {{- $kube := eq .Values.executor "KubernetesExecutor" -}}
+{{- $steps := .Values.workers.podOperator.enabled -}}
 {{- $logging := .Values.config.logging | default dict -}}
 api-server:
   values: apiServer
   serviceAccount: api-server
+  kubeApi: {{ $kube }}
   deployment: true
   db: true
   apiSecret: true
@@ -37,6 +42,7 @@ scheduler:
   values: scheduler
   logServerPolicy: true
   serviceAccount: scheduler
+  kubeApi: {{ or $kube $steps }}
   deployment: true
   db: true
   apiSecret: true
@@ -69,6 +75,7 @@ worker:
   values: workers
   logServerPolicy: true
   serviceAccount: worker
+  kubeApi: {{ $steps }}
   dags: true
   runsTasks: {{ $kube }}
   alerts: true

@@ -54,7 +54,7 @@ kubernetes_executor:
   pod_template_file: {set: "workers.*", when: {{ $kube }}, value: {{ printf "%s/pod_template_file.yaml" (include "airflow-azblob.podTemplateDir" .) | toJson }}}
   namespace: {set: "the release namespace (helm --namespace)", when: {{ $kube }}, value: {{ toJson .Release.Namespace }}}
   worker_container_repository: {set: images.airflow.repository, when: {{ $kube }}, value: {{ toJson $v.images.airflow.repository }}}
-  worker_container_tag: {set: images.airflow.tag, when: {{ $kube }}, value: {{ toString $v.images.airflow.tag | toJson }}}
+  worker_container_tag: {set: images.airflow.tag and .digest, when: {{ $kube }}, value: {{ include "airflow-azblob.imageTag" $v.images.airflow | toJson }}}
 api:
   secret_key: {set: secrets.apiSecretKey.existingSecret, env: AIRFLOW__API__SECRET_KEY}
 api_auth:

@@ -66,8 +66,14 @@ azure.workload.identity/use: "true"
 
 {{/* ---------------------------------------------------------------------------------------- images */}}
 
+{{/* An images.* entry as a reference: repository:tag, or repository:tag@digest when a digest pins it. */}}
 {{- define "airflow-azblob.image" -}}
-{{- printf "%s:%s" .repository (toString .tag) -}}
+{{- printf "%s:%s" .repository (include "airflow-azblob.imageTag" .) -}}
+{{- end -}}
+
+{{/* The part after "repository:" (what [kubernetes_executor] worker_container_tag takes: Airflow joins the two). */}}
+{{- define "airflow-azblob.imageTag" -}}
+{{- toString .tag }}{{ with .digest }}@{{ . }}{{ end -}}
 {{- end -}}
 
 {{- define "airflow-azblob.airflowImage" -}}

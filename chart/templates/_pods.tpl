@@ -342,6 +342,7 @@ git-sync sidecar.
 restartPolicy: {{ . }}
 {{- end }}
 serviceAccountName: {{ include "airflow-azblob.serviceAccountName" $ctx }}
+automountServiceAccountToken: {{ $c.kubeApi | default false }}
 {{- with $root.Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}

@@ -17,6 +17,9 @@ Validation of values that the schema cannot express (combinations of values).
 {{- if and (eq $v.dags.mode "gitSync") $v.dags.gitSync.ssh.existingSecret $v.dags.gitSync.https.existingSecret -}}
 {{- fail "dags.gitSync has both SSH and HTTPS credentials: set only one of dags.gitSync.ssh.existingSecret and dags.gitSync.https.existingSecret." -}}
 {{- end -}}
+{{- if and $v.workers.podOperator.enabled (eq (include "airflow-azblob.podOperatorNamespace" .) .Release.Namespace) -}}
+{{- fail (printf "workers.podOperator.namespace is %s: step pods would run beside the release, where a task could exec into the scheduler or start a pod that mounts the release's Secrets. Set workers.podOperator.namespace to a namespace of their own (create it first, labelled pod-security.kubernetes.io/enforce=restricted), e.g. %s-steps." (ternary (printf "empty (the release namespace %q)" .Release.Namespace) (printf "the release namespace %q" .Release.Namespace) (not $v.workers.podOperator.namespace)) .Release.Namespace) -}}
+{{- end -}}
 {{- if and (eq $v.dags.mode "gitSync") $v.dags.gitSync.sparseCheckout (not (trimAll "/" $v.dags.gitSync.subPath)) -}}
 {{- fail "dags.gitSync.sparseCheckout checks out the DAG folder alone, but dags.gitSync.subPath is empty (the repository root): set dags.gitSync.subPath to the folder of your DAGs (e.g. dags), or sparseCheckout=false." -}}
 {{- end -}}

@@ -10,7 +10,17 @@ from cryptography.fernet import Fernet
 
 from scripts.devstack.stack import ALERTS_WEBHOOK_ENV
 from scripts.paths import ROOT
-from tests.support.helm import CHART, FULLNAME, NAMESPACE, Manifest, all_containers, env_of, render, render_fresh
+from tests.support.helm import (
+    CHART,
+    FULLNAME,
+    NAMESPACE,
+    Manifest,
+    all_containers,
+    env_of,
+    render,
+    render_error,
+    render_fresh,
+)
 
 # Every value the chart would otherwise generate, named instead: what `helm template | kubectl apply` and GitOps
 # tools (Argo CD, Flux), which cannot `lookup`, need so that no secret changes on the next sync (docs/chart.md).
@@ -23,6 +33,7 @@ NO_GENERATED_VALUES = {
     "database.existingSecret": "my-db",
 }
 
+POD_OPERATOR = {"workers.podOperator.enabled": True, "workers.podOperator.namespace": "airflow-steps"}
 GENERATED = ("fernet-key", "api-secret-key", "jwt-secret", "auth", "postgresql")
 
 
@@ -248,7 +259,7 @@ def test_tasks_have_no_kubernetes_rights_until_the_pod_operator_is_enabled(defau
 
 @pytest.mark.parametrize(("executor", "runner"), [("KubernetesExecutor", "worker"), ("LocalExecutor", "scheduler")])
 def test_the_pod_operator_role_goes_to_the_service_account_tasks_run_as(executor: str, runner: str) -> None:
-    manifest = render({"workers.podOperator.enabled": True, "executor": executor})
+    manifest = render({**POD_OPERATOR, "executor": executor})
     rules = {r["resources"][0]: set(r["verbs"]) for r in manifest.get("Role", "pod-operator")["rules"]}
     assert rules == {
         "pods": {"create", "get", "list", "watch", "patch", "delete"},
@@ -262,28 +273,58 @@ def test_the_pod_operator_role_goes_to_the_service_account_tasks_run_as(executor
     assert holders == ({"worker pod template"} if runner == "worker" else {f"Deployment/{FULLNAME}-scheduler"})
 
 
-def test_the_pod_operator_connection_is_in_cluster_in_the_release_namespace_with_a_restricted_sidecar() -> None:
-    manifest = render({"workers.podOperator.enabled": True})
+def test_the_pod_operator_connection_is_in_cluster_in_the_steps_namespace_with_a_restricted_sidecar() -> None:
+    manifest = render(POD_OPERATOR)
     (value,) = holders_of(manifest, K8S_CONN_ENV).values()
     connection = json.loads(value)
     assert connection["conn_type"] == "kubernetes"
     extra = connection["extra"]
     base = manifest.worker_pod_template()["spec"]["containers"][0]
-    assert (extra["in_cluster"], extra["namespace"]) == (True, NAMESPACE)
+    assert (extra["in_cluster"], extra["namespace"]) == (True, "airflow-steps")
     assert extra["xcom_sidecar_container_image"] == base["image"]
     assert json.loads(extra["xcom_sidecar_container_security_context"]) == base["securityContext"]
-    own = render({"workers.podOperator.enabled": True, "workers.podOperator.xcomSidecarImage": "mirror/alpine:3.22"})
+    own = render({**POD_OPERATOR, "workers.podOperator.xcomSidecarImage": "mirror/alpine:3.22"})
     assert json.loads(next(iter(holders_of(own, K8S_CONN_ENV).values())))["extra"]["xcom_sidecar_container_image"] == (
         "mirror/alpine:3.22"
     )
 
 
-def test_the_pod_operator_can_keep_the_step_pods_out_of_the_release_namespace() -> None:
+@pytest.mark.parametrize(
+    ("namespace", "said"), [("", 'empty (the release namespace "airflow")'), (NAMESPACE, "the release")]
+)
+def test_the_pod_operator_refuses_to_run_steps_in_the_release_namespace(namespace: str, said: str) -> None:
+    error = render_error({**POD_OPERATOR, "workers.podOperator.namespace": namespace})
+    assert f"workers.podOperator.namespace is {said}" in error
+    assert "Set workers.podOperator.namespace to a namespace of their own" in error
+
+
+def test_the_pod_operator_keeps_the_step_pods_out_of_the_release_namespace() -> None:
     """In a namespace of their own, the step pods cannot mount the release's Secrets: the Role is made there and the
     connection points there, while the binding still names the workers' ServiceAccount in the release namespace."""
-    manifest = render({"workers.podOperator.enabled": True, "workers.podOperator.namespace": "airflow-steps"})
+    manifest = render(POD_OPERATOR)
     role, binding = manifest.get("Role", "pod-operator"), manifest.get("RoleBinding", "pod-operator")
     assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "airflow-steps"
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": f"{FULLNAME}-worker", "namespace": NAMESPACE}]
     (value,) = holders_of(manifest, K8S_CONN_ENV).values()
     assert json.loads(value)["extra"]["namespace"] == "airflow-steps"
+
+
+@pytest.mark.parametrize(
+    ("values", "with_token"),
+    [
+        ({}, {"scheduler", "api-server"}),
+        (POD_OPERATOR, {"scheduler", "api-server", "worker pod template"}),
+        ({"executor": "LocalExecutor"}, set()),
+        ({**POD_OPERATOR, "executor": "LocalExecutor"}, {"scheduler"}),
+    ],
+    ids=["KubernetesExecutor", "with the pod operator", "LocalExecutor", "LocalExecutor with the pod operator"],
+)
+def test_only_the_pods_that_call_the_kubernetes_api_get_a_token(values: dict, with_token: set[str]) -> None:
+    """The scheduler starts worker pods, the api-server reads their logs, the tasks start step pods with the pod
+    operator: every other pod (dag-processor, triggerer, Jobs, CronJob, helm tests, Azurite, PostgreSQL) has none."""
+    mounted = {
+        name.removeprefix("Deployment/").removeprefix(f"{FULLNAME}-")
+        for name, spec in render(values).pod_specs()
+        if spec.get("automountServiceAccountToken") is not False
+    }
+    assert mounted == with_token

@@ -48,13 +48,17 @@ def build_task_pod(manifest: Manifest, tmp_path: Path) -> dict:
     return PodGenerator.serialize_pod(pod)
 
 
-@pytest.fixture(params=["kind", "git-sync", "image", "aks"])
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+@pytest.fixture(params=["kind", "git-sync", "image", "aks", "digest"])
 def task_pod(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Manifest, dict]:
     values, profile = {
         "kind": ({}, "kind"),
         "git-sync": (GIT_SYNC, None),
         "image": ({}, None),
         "aks": ({}, "aks-example"),
+        "digest": ({"images.airflow.digest": DIGEST, "images.gitSync.digest": DIGEST}, "kind"),
     }[request.param]
     manifest = render(values, profile=profile)
     return manifest, build_task_pod(manifest, tmp_path)
@@ -122,3 +126,14 @@ def test_the_scheduler_reads_the_template_from_the_path_in_airflow_cfg(tmp_path:
     assert path == f"{mount['mountPath']}/{key}"
     assert key in manifest.get("ConfigMap", volume["configMap"]["name"])["data"]
     yaml.safe_load(manifest.get("ConfigMap", "pod-template")["data"][key])
+
+
+def test_a_digest_pins_every_image_of_the_task_pod_airflow_builds(tmp_path: Path) -> None:
+    """Airflow joins worker_container_repository and _tag: with a digest the tag carries it, so the task pod the
+    provider builds runs the pinned image, like the chart's own pods."""
+    manifest = render({"images.airflow.digest": DIGEST, "images.gitSync.digest": DIGEST}, profile="kind")
+    pod = build_task_pod(manifest, tmp_path)
+    images = {c["image"] for c in [*pod["spec"]["containers"], *pod["spec"]["initContainers"]]}
+    assert images == {f"airflow-azblob:local@{DIGEST}", f"registry.k8s.io/git-sync/git-sync:v4.7.1@{DIGEST}"}
+    scheduler = manifest.get("Deployment", "scheduler")["spec"]["template"]["spec"]["containers"][0]
+    assert scheduler["image"] == f"airflow-azblob:local@{DIGEST}"

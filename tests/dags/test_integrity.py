@@ -54,3 +54,12 @@ def test_dag_files_do_no_heavy_work_or_io_at_import(path):
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
     heavy = set(ast.literal_eval(result.stdout.strip().splitlines()[-1]))
     assert heavy <= ALLOWED_CLIENTS.get(path.name, {}).keys(), f"{path.name} imports {heavy} at parse time"
+
+
+def test_the_pod_operator_example_runs_the_image_of_its_file_never_one_a_run_chooses(dagbag):
+    """Whoever may trigger a run must not pick what runs in the step's pod: no image param, no templated image."""
+    dag = dagbag.dags["example_pod_operator"]
+    assert "image" not in dag.params
+    crunch = dag.get_task("crunch")
+    assert "{{" not in crunch.image
+    assert crunch.image.startswith("airflow-azblob:")  # the chart's worker image, [kubernetes_executor] defaults here

@@ -277,3 +277,13 @@ def test_kind_node_and_git_server_images_are_pinned() -> None:
     image = images.pop()
     assert image.rsplit(":", 1)[-1] not in ("latest", ""), image
     assert all(c["imagePullPolicy"] == "IfNotPresent" for c in pod["initContainers"] + pod["containers"])
+
+
+def test_the_kind_profiles_step_namespace_is_created_restricted_apart_from_the_release() -> None:
+    steps = yaml.safe_load((ROOT / "config/profiles/kind.yaml").read_text())["workers"]["podOperator"]["namespace"]
+    namespaces = {
+        doc["metadata"]["name"]: doc for doc in yaml.safe_load_all((ROOT / "config/kind/namespace.yaml").read_text())
+    }
+    assert steps in namespaces
+    assert steps != "airflow"  # the release namespace scripts/deploy installs into
+    assert namespaces[steps]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
