@@ -68,6 +68,18 @@ Validation of values that the schema cannot express (combinations of values).
 {{- if and (not $v.auth.existingSecret) (not $v.auth.users) -}}
 {{- fail "auth.users is empty: set auth.users to at least one user:role pair (e.g. admin:admin)." -}}
 {{- end -}}
+{{- /* simple_auth_manager_all_admins makes every visitor an admin with no login: a development install says so. */}}
+{{- $allAdmins := list (dig "core" "simple_auth_manager_all_admins" "" ($v.config | default dict)) -}}
+{{- range $block := list "apiServer" "scheduler" "dagProcessor" "triggerer" "workers" -}}
+{{- range (index $v $block).extraEnv | default list -}}
+{{- if eq .name "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS" }}{{ $allAdmins = append $allAdmins (.value | default "") }}{{ end -}}
+{{- end -}}
+{{- end -}}
+{{- range $allAdmins -}}
+{{- if and (has (toString . | trim | lower) (list "t" "true" "1")) (not $v.auth.development) -}}
+{{- fail "[core] simple_auth_manager_all_admins is on: every visitor of the UI and REST API would be an admin without a login. Remove it and sign in as a user of auth.users, or, for a development install nobody else can reach, set auth.development=true." -}}
+{{- end -}}
+{{- end -}}
 {{- include "airflow-azblob.validateExposure" . -}}
 {{- include "airflow-azblob.validateScaling" . -}}
 {{- $owned := include "airflow-azblob.ownedConfig" . | fromYaml -}}

@@ -157,6 +157,14 @@ CASES = {
         {"config": {"azblob_xcom": {"threshold": 1000}}},
         "config.azblob_xcom.threshold is computed by the chart: remove it from config and set xcom.threshold instead",
     ),
+    "everyone an admin without a login": (
+        {"config": {"core": {"simple_auth_manager_all_admins": "True"}}},
+        "simple_auth_manager_all_admins is on: every visitor of the UI and REST API would be an admin without a login",
+    ),
+    "everyone an admin through extraEnv": (
+        {"apiServer": {"extraEnv": [{"name": "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "value": "1"}]}},
+        "or, for a development install nobody else can reach, set auth.development=true",
+    ),
     "alerts webhook url in config (a ConfigMap)": (
         {"config": {"alerts": {"webhook_url": "https://hooks.slack.com/services/x"}}},
         "set alerts.webhook.existingSecret (a Secret, never a ConfigMap) instead",

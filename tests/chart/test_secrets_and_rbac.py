@@ -328,3 +328,12 @@ def test_only_the_pods_that_call_the_kubernetes_api_get_a_token(values: dict, wi
         if spec.get("automountServiceAccountToken") is not False
     }
     assert mounted == with_token
+
+
+def test_everyone_an_admin_renders_only_for_a_development_install_and_the_notes_warn() -> None:
+    from tests.support.helm import render_notes
+
+    values = {"config": {"core": {"simple_auth_manager_all_admins": True}}, "auth.development": True}
+    assert render(values).airflow_config()["core"]["simple_auth_manager_all_admins"] == "True"
+    assert "SECURITY WARNING: auth.development=true" in render_notes(values)
+    assert "auth.development" not in render_notes({})
