@@ -205,7 +205,8 @@ def test_git_sync_clones_the_pushed_dags_as_a_worker_pods_init_container_runs_it
     built_images: dict[str, float],
 ) -> None:
     """The stand-in built from upstream's source, run exactly as the chart renders the worker pod's one-shot clone
-    (entrypoint, uid 65533, read-only root, GITSYNC_* variables, --one-time), against the Git server stand-in."""
+    (entrypoint, uid 65533, read-only root, GITSYNC_* variables, --one-time, the sparse checkout of the DAG folder),
+    against the Git server stand-in."""
     pod = git_server_pod()
     init, daemon = pod["initContainers"][0], pod["containers"][0]
     with run_rendered(daemon, pod) as server:
@@ -221,10 +222,13 @@ def test_git_sync_clones_the_pushed_dags_as_a_worker_pods_init_container_runs_it
             "dags.mode": "gitSync", "dags.gitSync.repo": url, "dags.gitSync.ref": "main",
             "dags.gitSync.subPath": "dags",
         }  # fmt: skip
-        template = render(values, profile=LOCAL_CLUSTER).worker_pod_template()["spec"]
+        manifest = render(values, profile=LOCAL_CLUSTER)
+        template = manifest.worker_pod_template()["spec"]
         clone = next(c for c in template["initContainers"] if c["name"] == "git-sync-init")
         assert clone["image"] == standins()["git-sync"].image
-        with run_rendered(clone, template) as syncing:
+        # The kind profile's sparse checkout: the patterns come from a ConfigMap of the release.
+        config_maps = {c["metadata"]["name"]: c["data"] for c in manifest.of_kind("ConfigMap")}
+        with run_rendered(clone, template, config_maps=config_maps) as syncing:
             syncing.wait_until_exited(timeout=120)
             assert syncing.state()["ExitCode"] == 0, syncing.logs()[-3000:]
             dags = syncing.volume("dags") / "repo" / "dags"

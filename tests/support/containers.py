@@ -1,11 +1,12 @@
 """Run a container exactly as the chart renders it, but in Docker: how tests/image holds images to the chart.
 
-``run_rendered(container, pod_spec, env=...)`` turns a rendered container (image, command/args, env, security
-context, volume mounts) into ``docker run``: command -> entrypoint, runAsUser/runAsGroup -> --user,
+``run_rendered(container, pod_spec, env=..., config_maps=...)`` turns a rendered container (image, command/args,
+env, security context, volume mounts) into ``docker run``: command -> entrypoint, runAsUser/runAsGroup -> --user,
 readOnlyRootFilesystem -> --read-only, dropped capabilities and no privilege escalation likewise, every volume
 mount -> a fresh empty directory of mode 0777 (what the kubelet makes of an emptyDir, and the local cluster's
-provisioner of a claim). Values the chart takes from Secrets come from ``env``. The container and its directories
-are removed when the ``with`` block ends.
+provisioner of a claim), or for a configMap volume the ConfigMap's files (``config_maps``, read-only). Values the
+chart takes from Secrets come from ``env``. The container and its directories are removed when the ``with`` block
+ends.
 """
 
 from __future__ import annotations
@@ -70,7 +71,13 @@ class Container:
 
 
 def run_argv(
-    container: Mapping[str, Any], pod_spec: Mapping[str, Any], env: Mapping[str, str], name: str, volumes: Path
+    container: Mapping[str, Any],
+    pod_spec: Mapping[str, Any],
+    env: Mapping[str, str],
+    name: str,
+    volumes: Path,
+    *,
+    config_maps: Mapping[str, Mapping[str, str]],
 ) -> list[str]:
     pod_security = pod_spec.get("securityContext") or {}
     security = container.get("securityContext") or {}
@@ -84,11 +91,14 @@ def run_argv(
         argv += ["--cap-drop", "ALL"]
     if security.get("allowPrivilegeEscalation") is False:
         argv += ["--security-opt", "no-new-privileges"]
+    pod_volumes = {volume["name"]: volume for volume in pod_spec.get("volumes", [])}
     for mount in container.get("volumeMounts", []):
         # Not a tmpfs: Docker gives a tmpfs over an existing image directory that directory's root-owned mode.
         source = volumes / mount["name"]
         source.mkdir(exist_ok=True)
         source.chmod(0o777)
+        if config_map := pod_volumes.get(mount["name"], {}).get("configMap"):
+            write_config_map(source, config_map, config_maps)
         argv += ["--mount", f"type=bind,source={source},destination={mount['mountPath']}"]
     for variable in container.get("env", []):
         value = variable["value"] if "value" in variable else env[variable["name"]]
@@ -100,13 +110,31 @@ def run_argv(
     return [*argv, container["image"], *args]
 
 
+def write_config_map(folder: Path, volume: Mapping[str, Any], config_maps: Mapping[str, Mapping[str, str]]) -> None:
+    """The files a configMap volume shows: its ConfigMap's keys (or the volume's items), read-only for everyone."""
+    if volume["name"] not in config_maps:
+        raise AssertionError(f"the pod mounts ConfigMap {volume['name']}: pass its data in config_maps")
+    data = config_maps[volume["name"]]
+    items = volume.get("items") or [{"key": key, "path": key} for key in data]
+    for item in items:
+        target = folder / item["path"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(data[item["key"]])
+        target.chmod(0o444)
+
+
 @contextmanager
 def run_rendered(
-    container: Mapping[str, Any], pod_spec: Mapping[str, Any], *, env: Mapping[str, str] | None = None
+    container: Mapping[str, Any],
+    pod_spec: Mapping[str, Any],
+    *,
+    env: Mapping[str, str] | None = None,
+    config_maps: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Iterator[Container]:
+    """``container`` of ``pod_spec`` under Docker; ``config_maps`` (name -> data) fill its configMap volumes."""
     name = f"contract-{uuid.uuid4().hex[:10]}"
     with tempfile.TemporaryDirectory(prefix=f"{name}-") as volumes:
-        done = docker(*run_argv(container, pod_spec, env or {}, name, Path(volumes)))
+        done = docker(*run_argv(container, pod_spec, env or {}, name, Path(volumes), config_maps=config_maps or {}))
         if done.returncode != 0:
             raise AssertionError(f"docker run of {container['image']} failed: {done.stderr}")
         try:
