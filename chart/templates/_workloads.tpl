@@ -129,9 +129,9 @@ spec:
 {{- end -}}
 
 {{/*
-The head of an ingress NetworkPolicy for one component's pods, up to `policyTypes`: the caller writes `ingress:`
-after it. The chart's policies restrict ingress only: egress stays open (DNS, the Kubernetes API, Git hosts and Azure
-endpoints vary per cluster). Call with (dict "root" $ "component" <name>).
+The head of a NetworkPolicy for one component's pods, up to `policyTypes`: the caller writes `ingress:` (and with
+"egress" true, `egress:`) after it. Only the task pods' egress is restricted (airflow-azblob.taskPodEgress); the
+long-running components keep theirs open. Call with (dict "root" $ "component" <name>) and optionally "egress" true.
 */}}
 {{- define "airflow-azblob.networkPolicy" -}}
 {{- $ctx := dict "root" .root "component" .component -}}
@@ -145,19 +145,123 @@ spec:
   podSelector:
     matchLabels:
       {{- include "airflow-azblob.selectorLabels" $ctx | nindent 6 }}
-  policyTypes: [Ingress]
+  policyTypes: [{{ if .egress }}Ingress, Egress{{ else }}Ingress{{ end }}]
 {{- end -}}
 
-{{/* A `from` peer: the release's Airflow pods (every component of the table), nothing else. */}}
-{{- define "airflow-azblob.fromAirflowPods" -}}
+{{/*
+A `from` peer: the release's pods of the given components. Call with (dict "root" $ "components" <list of names>).
+*/}}
+{{- define "airflow-azblob.fromComponents" -}}
 - podSelector:
     matchExpressions:
       - key: app.kubernetes.io/instance
         operator: In
-        values: [{{ .Release.Name | quote }}]
+        values: [{{ .root.Release.Name | quote }}]
       - key: app.kubernetes.io/component
         operator: In
-        values: [{{ keys (include "airflow-azblob.components" . | fromYaml) | sortAlpha | join ", " }}]
+        values: [{{ .components | sortAlpha | join ", " }}]
+{{- end -}}
+
+{{/* A `from` peer: the release's Airflow pods (every component of the table), nothing else. */}}
+{{- define "airflow-azblob.fromAirflowPods" -}}
+{{- include "airflow-azblob.fromComponents" (dict "root" . "components" (keys (include "airflow-azblob.components" . | fromYaml))) -}}
+{{- end -}}
+
+{{/* A `from` peer: the components that hold the metadata DB URL (the table's "db"), nothing else. */}}
+{{- define "airflow-azblob.fromDbComponents" -}}
+{{- $users := list -}}
+{{- range $name, $c := include "airflow-azblob.components" . | fromYaml }}{{ if $c.db }}{{ $users = append $users $name }}{{ end }}{{ end -}}
+{{- include "airflow-azblob.fromComponents" (dict "root" . "components" $users) -}}
+{{- end -}}
+
+{{/*
+The Git host's port of dags.gitSync.repo: the URL's own, else its scheme's (git 9418, http 80, https 443, ssh and
+scp-like user@host:path 22).
+*/}}
+{{- define "airflow-azblob.gitPort" -}}
+{{- $repo := .Values.dags.gitSync.repo -}}
+{{- if not (contains "://" $repo) -}}
+22
+{{- else -}}
+{{- $url := urlParse $repo -}}
+{{- $hostPort := splitList ":" (last (splitList "@" $url.host)) -}}
+{{- if gt (len $hostPort) 1 -}}
+{{ last $hostPort }}
+{{- else -}}
+{{ get (dict "git" "9418" "http" "80" "https" "443" "ssh" "22") $url.scheme | default "443" }}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The Kubernetes API as [{cidr, port}]: networkPolicies.workerEgress.kubernetesApi, else the addresses and port of the
+kubernetes EndpointSlice (what the kubernetes Service forwards to, which is what a NetworkPolicy sees), looked up.
+*/}}
+{{- define "airflow-azblob.kubernetesApiEndpoints" -}}
+{{- $given := .Values.networkPolicies.workerEgress.kubernetesApi -}}
+{{- $found := list -}}
+{{- if $given -}}
+{{- $found = $given -}}
+{{- else -}}
+{{- $slice := lookup "discovery.k8s.io/v1" "EndpointSlice" "default" "kubernetes" -}}
+{{- $port := (first ($slice.ports | default (list dict))).port -}}
+{{- range (and $port $slice.endpoints | default list) }}{{ range .addresses }}
+{{- $found = append $found (dict "cidr" (printf "%s/%s" . (ternary "128" "32" (contains ":" .))) "port" $port) -}}
+{{- end }}{{ end -}}
+{{- end -}}
+{{- if not $found -}}
+{{- fail "networkPolicies.enabled with workers.podOperator: task pods need the Kubernetes API, and its address could not be looked up (helm template, or no read access to the kubernetes EndpointSlice in namespace default). Set networkPolicies.workerEgress.kubernetesApi to the address and port the kubernetes Service forwards to (kubectl get endpointslice kubernetes -n default), e.g. [{cidr: 10.1.0.4/32, port: 443}]." -}}
+{{- end -}}
+{{- toYaml $found -}}
+{{- end -}}
+
+{{/*
+The egress rules of the KubernetesExecutor's task pods: DNS, the api-server's Execution API, Blob storage (Azurite's
+pods, or networkPolicies.workerEgress.storage on 443), the Git host in dags.mode gitSync (the init container clones),
+the Kubernetes API with workers.podOperator, and workerEgress.extra. Nothing else: not the metadata DB, not the
+Kubernetes API otherwise, not 169.254.169.254 (the defaults' ipBlocks leave it out).
+*/}}
+{{- define "airflow-azblob.taskPodEgress" -}}
+{{- $np := .Values.networkPolicies.workerEgress -}}
+- {{ with $np.dns }}to: {{- toYaml . | nindent 4 }}
+  {{ end -}}
+  ports:
+    - {port: 53, protocol: UDP}
+    - {port: 53, protocol: TCP}
+- to:
+    - podSelector:
+        matchLabels:
+          {{- include "airflow-azblob.selectorLabels" (dict "root" . "component" "api-server") | nindent 10 }}
+  ports:
+    - {port: 8080, protocol: TCP}
+{{- if .Values.azurite.enabled }}
+- to:
+    - podSelector:
+        matchLabels:
+          {{- include "airflow-azblob.selectorLabels" (dict "root" . "component" "azurite") | nindent 10 }}
+  ports:
+    - {port: 10000, protocol: TCP}
+{{- else }}
+- to: {{- toYaml $np.storage | nindent 4 }}
+  ports:
+    - {port: 443, protocol: TCP}
+{{- end }}
+{{- if eq .Values.dags.mode "gitSync" }}
+- to: {{- toYaml $np.git | nindent 4 }}
+  ports:
+    - {port: {{ include "airflow-azblob.gitPort" . }}, protocol: TCP}
+{{- end }}
+{{- if .Values.workers.podOperator.enabled }}
+{{- range include "airflow-azblob.kubernetesApiEndpoints" . | fromYamlArray }}
+- to:
+    - ipBlock: {cidr: {{ .cidr | quote }}}
+  ports:
+    - {port: {{ .port }}, protocol: TCP}
+{{- end }}
+{{- end }}
+{{- with $np.extra }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
 
 {{/*
