@@ -1,8 +1,8 @@
 """A real single-node Kubernetes on this machine, run as plain processes: `make cluster-up` / `cluster-down` /
 `cluster-status` (scripts/localcluster/cluster, from the checkout's root):
 
-    cluster up            start etcd, containerd, the control plane, a kubelet, kube-proxy, CoreDNS, a hostPath
-                          provisioner and a NetworkPolicy enforcer; print the kubeconfig (.local/cluster/kubeconfig)
+    cluster up            start etcd, containerd, the control plane, a kubelet, kube-proxy, CoreDNS and a hostPath
+                          provisioner; print the kubeconfig (.local/cluster/kubeconfig)
     cluster down [--purge]  stop everything and remove what it added to this machine (processes, mounts, the bridge,
                           the apiserver address, iptables rules); --purge drops the image cache
     cluster status        which processes run, the node's state
@@ -16,11 +16,6 @@ path as kind's (scripts/deploy). Needs root on Debian; elsewhere use `make kind-
 Addresses: the apiserver, kubelet and CoreDNS listen on NODE_IP, an address added to `lo` (a Service endpoint
 cannot be a loopback address); pods get POD_CIDR on the bridge BRIDGE; Services get SERVICE_CIDR (kube-proxy,
 iptables mode). State lives in .local/cluster (override: CLUSTER_STATE_DIR); sockets in RUN_DIR.
-
-NetworkPolicies: the bridge CNI enforces none, so kube-router runs beside it with its firewall alone (no routing, no
-service proxy): iptables and ipsets, which this kernel has (nftables' queue expression, which kube-network-policies
-needs, it has not). kube-router v2.1.0 is the one version the Go module proxy serves, with security issues reported
-against it: it is this throwaway cluster's test enforcer only, never part of what the chart deploys.
 """
 
 from __future__ import annotations
@@ -62,7 +57,6 @@ POD_CIDR = "10.244.0.0/24"
 SERVICE_CIDR = "10.96.0.0/16"
 KUBERNETES_SERVICE_IP = "10.96.0.1"
 APISERVER_PORT = 6443
-KUBE_ROUTER_HEALTH_PORT = 20244
 ETCD_PORT = 12379
 ETCD_PEER_PORT = 12380
 BRIDGE = "azb0"
@@ -70,15 +64,12 @@ CNI_NETWORK = "airflow-azblob"
 PAUSE_IMAGE = images.standins()["pause"].image
 # Marks the iptables rules this script adds itself (CNI and kube-proxy mark theirs by chain name).
 RULE_COMMENT = "airflow-azblob-local-cluster"
-TOOLS = (
-    "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl", "coredns",
-    "kube-router",
-)  # fmt: skip
+TOOLS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl", "coredns")
 CONTROL_PLANE = ("kube-controller-manager", "kube-scheduler", "provisioner")
 # Start order; stopped in reverse.
 PROCESSES = (
     "containerd", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy",
-    "kube-router", "coredns", "provisioner",
+    "coredns", "provisioner",
 )  # fmt: skip
 
 
@@ -184,7 +175,7 @@ def check_prerequisites() -> None:
         raise ClusterError(
             f"{', '.join(missing)} missing from {CLUSTER_BIN}: run `make install` (scripts/bootstrap cluster)"
         )
-    for command in ("containerd", "runc", "etcd", "ctr", "iptables", "ipset", "conntrack"):
+    for command in ("containerd", "runc", "etcd", "ctr", "iptables", "conntrack"):
         if not shutil.which(command):
             raise ClusterError(f"`{command}` is not installed: run `make install` (scripts/bootstrap cluster)")
     if not Path("/usr/lib/cni/bridge").exists():
@@ -363,13 +354,12 @@ def prepare_state() -> None:
                  client=False),
         Identity("kube-proxy", "system:kube-proxy"),
         Identity("coredns", "local-cluster:coredns"),
-        Identity("kube-router", "local-cluster:kube-router"),
         Identity("provisioner", "local-cluster:provisioner"),
     ):  # fmt: skip
         pki.issue(identity)
     server = f"https://{NODE_IP}:{APISERVER_PORT}"
     pki.kubeconfig(PATHS.kubeconfig, identity="admin", server=server, cluster=CONTEXT)
-    for name in ("controller-manager", "scheduler", "kubelet", "kube-proxy", "kube-router", "coredns", "provisioner"):
+    for name in ("controller-manager", "scheduler", "kubelet", "kube-proxy", "coredns", "provisioner"):
         pki.kubeconfig(PATHS.kubeconfigs / f"{name}.kubeconfig", identity=name, server=server, cluster=CONTEXT)
     render("containerd.toml", PATHS.etc / "containerd.toml")
     render("cni.conflist", PATHS.etc / "cni" / "10-airflow-azblob.conflist")
@@ -445,29 +435,13 @@ def start_node() -> None:
         "--kubeconfig", PATHS.kubeconfigs / "provisioner.kubeconfig", "--root", PATHS.state / "volumes",
     ])  # fmt: skip
     wait_for("the node Ready", node_ready, timeout=120, process="kubelet")
-    # kube-router reads its node's object at start: only once the kubelet has registered it.
-    start("kube-router", [
-        CLUSTER_BIN / "kube-router", f"--kubeconfig={PATHS.kubeconfigs / 'kube-router.kubeconfig'}",
-        "--run-firewall=true", "--run-router=false", "--run-service-proxy=false", "--enable-ipv6=false",
-        f"--hostname-override={NODE_NAME}", f"--service-cluster-ip-range={SERVICE_CIDR}",
-        f"--health-port={KUBE_ROUTER_HEALTH_PORT}", "--metrics-port=0",
-    ])  # fmt: skip
     wait_for("CoreDNS on the node address", lambda: port_open(NODE_IP, 53), timeout=30, process="coredns")
-    wait_for("kube-router's firewall healthy", kube_router_healthy, timeout=60, process="kube-router")
     wait_for(
         "the default ServiceAccount",
         lambda: kubectl("get", "serviceaccount", "default", check=False).returncode == 0,
         timeout=60,
         process="kube-controller-manager",
     )
-
-
-def kube_router_healthy() -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{KUBE_ROUTER_HEALTH_PORT}/healthz", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def node_ready() -> bool:
@@ -501,7 +475,7 @@ def cmd_up() -> None:
     load_images([PAUSE_IMAGE])
     step("starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler")
     start_control_plane()
-    step("starting the kubelet, kube-proxy, kube-router (NetworkPolicies), CoreDNS and the hostPath provisioner")
+    step("starting the kubelet, kube-proxy, CoreDNS and the hostPath provisioner")
     start_node()
     step(f"the local cluster is up in {time.monotonic() - started:.0f} s")
     print(f"    export KUBECONFIG={PATHS.kubeconfig}    (context {CONTEXT})")
@@ -629,8 +603,7 @@ IPTABLES_OURS = re.compile(r"\b(KUBE-[A-Z0-9-]+|CNI-[A-Za-z0-9-]+)\b")
 
 
 def clean_iptables() -> None:
-    """Remove the KUBE-* chains (kube-proxy's, the kubelet's, kube-router's) and ipsets, the CNI plugin's CNI-* chains
-    and this script's rules."""
+    """Remove kube-proxy's and the kubelet's KUBE-* chains, the CNI plugin's CNI-* chains and this script's rules."""
     for tool in ("iptables", "ip6tables"):
         if not shutil.which(tool):
             continue
@@ -651,10 +624,6 @@ def clean_iptables() -> None:
                 run(tool, "-t", table, "-F", chain, check=False)
             for chain in chains:
                 run(tool, "-t", table, "-X", chain, check=False)
-    if shutil.which("ipset"):  # kube-router's, once no rule refers to them
-        for name in run("ipset", "list", "-name", check=False).stdout.decode().split():
-            if name.startswith("KUBE-"):
-                run("ipset", "destroy", name, check=False)
 
 
 def remove_cgroups() -> None:
@@ -714,8 +683,6 @@ def teardown(*, purge: bool, quiet: bool = False) -> None:
     say("removing mounts, iptables rules, the bridge and the node address")
     if (CLUSTER_BIN / "kube-proxy").exists():
         run(CLUSTER_BIN / "kube-proxy", "--cleanup", check=False)
-    if (CLUSTER_BIN / "kube-router").exists():
-        run(CLUSTER_BIN / "kube-router", "--cleanup-config", check=False)
     unmount_all()
     clean_iptables()
     remove_network()

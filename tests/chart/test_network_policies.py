@@ -1,5 +1,4 @@
-"""The task pods' egress fence and the DB's ingress: what networkPolicies.enabled renders (enforced for real by
-tests/cluster/test_network_policy_enforcement.py)."""
+"""The task pods' egress fence and the DB's ingress: what networkPolicies.enabled renders."""
 
 from __future__ import annotations
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import socket
 import subprocess
 import time
@@ -217,7 +216,6 @@ def machine_state() -> dict[str, set[str]]:
         "interfaces": {path.name for path in Path("/sys/class/net").iterdir()},
         "addresses": {" ".join(line.split()[1:4]) for line in _run("ip", "-o", "addr").splitlines()},
         "iptables": _iptables_rules(),
-        "ipsets": set(_run("ipset", "list", "-name").split()) if shutil.which("ipset") else set(),
         "cgroups": {str(p) for p in Path("/sys/fs/cgroup").glob("*/kubepods")},
     }
 
