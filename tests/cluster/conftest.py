@@ -94,6 +94,25 @@ class Deployment:
         api.authenticate(*self.login())
         return api
 
+    def api_servers_settled(self, count: int) -> bool:
+        """``count`` Ready api-server pods of the Deployment's current revision, none of an earlier one left (not even
+        stopping), and this node's kube-proxy routing the Service to these pods alone. `helm upgrade --wait` returns
+        once the new pods are Ready, while a pod of the previous revision still serves through its preStop sleep
+        (with another base_url: POST /airflow/auth/token answered 405 through the ingress, a REST call the UI's
+        HTML), kube-proxy drops it seconds after its endpoint turns terminating, and `kubectl port-forward svc/...`
+        may pick it."""
+        name = f"{FULLNAME}-api-server"
+        state = self.cluster.get(f"deployment/{name}")
+        status = state["status"]
+        counts = (status.get("replicas"), status.get("updatedReplicas"), status.get("readyReplicas"))
+        if status.get("observedGeneration") != state["metadata"]["generation"] or counts != (count,) * 3:
+            return False
+        selector = f"app.kubernetes.io/component=api-server,app.kubernetes.io/instance={RELEASE}"
+        pods = self.cluster.get("pods", "--selector", selector)["items"]
+        if len(pods) != count or any(pod["metadata"].get("deletionTimestamp") for pod in pods):
+            return False
+        return self.cluster.routed_addresses(name) == {pod["status"].get("podIP") for pod in pods}
+
     def upgrade(self, *args: str) -> subprocess.CompletedProcess:
         """`helm upgrade` of the release with the local cluster's profiles plus ``args``, waiting for the pods."""
         values = [arg for profile in PROFILES for arg in ("--values", str(profile))]

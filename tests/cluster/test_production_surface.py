@@ -158,18 +158,11 @@ def production(deployment: Deployment, pushed: None, tmp_path_factory: pytest.Te
         started = time.monotonic()
         deployment.upgrade("--values", str(values))
         deployment.measured["upgrade_to_production_s"] = time.monotonic() - started
-        api_server = f"deployment/{FULLNAME}-api-server"
-
-        def two_ready() -> bool:
-            """Two Ready pods of the new revision and no old one left: helm's --wait can return while a pod of the
-            previous revision (no sub-path) still serves, and readyReplicas counts it (POST /airflow/auth/token
-            then answered 405 through the ingress)."""
-            state = deployment.cluster.get(api_server)
-            status, generation = state["status"], state["metadata"]["generation"]
-            counts = (status.get("replicas"), status.get("updatedReplicas"), status.get("readyReplicas"))
-            return status.get("observedGeneration") == generation and counts == (2, 2, 2)
-
-        wait_for("the api-server at 2 Ready pods of the new revision", two_ready, timeout=ROLLOUT_BOUND_S)
+        wait_for(
+            "the api-server Service routed to 2 Ready pods of the new revision alone",
+            lambda: deployment.api_servers_settled(2),
+            timeout=ROLLOUT_BOUND_S,
+        )
         with serve_ingress(deployment, port) as ingress:
             api = Api(f"http://localhost:{port}{SUB_PATH}")
             api.authenticate(*deployment.login())

@@ -92,10 +92,18 @@ class LocalCluster:
                 process.terminate()
                 process.wait(timeout=10)
 
+    def routed_addresses(self, service: str) -> set[str]:
+        """The pod addresses this node's kube-proxy sends the Service's ClusterIP to right now: the data plane, which
+        follows the EndpointSlices with a lag (seconds on a loaded machine). Reads its rules, so it holds for the
+        local cluster's kube-proxy mode, iptables (scripts/localcluster/config/kube-proxy.yaml)."""
+        target = re.compile(rf'--comment "{NAMESPACE}/{re.escape(service)}:[^" ]* -> ([0-9.]+):\d+"')
+        return {m[1] for line in _run("iptables-save", "-t", "nat").splitlines() if (m := target.search(line))}
+
     @contextmanager
-    def port_forward(self, service: str, port: int) -> Iterator[int]:
-        """``kubectl port-forward svc/<service>`` on a free local port; yields that port once it accepts."""
-        local = free_port()
+    def port_forward(self, service: str, port: int, local: int | None = None) -> Iterator[int]:
+        """``kubectl port-forward svc/<service>`` on ``local`` (default: a free port); yields that port once it
+        accepts."""
+        local = local or free_port()
         argv = [str(CLUSTER_BIN / "kubectl"), "--kubeconfig", str(self.kubeconfig), "--namespace", NAMESPACE]
         process = subprocess.Popen(
             [*argv, "port-forward", f"svc/{service}", f"{local}:{port}"],
