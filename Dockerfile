@@ -1,6 +1,7 @@
 # The project's Airflow image: the official apache/airflow image plus our pinned Python packages (requirements.txt,
-# constrained by requirements.lock: exactly the versions the test suite runs), include/ on PYTHONPATH, and the Azure
-# Blob XCom backend selected by default. DAGs come from git-sync or GitDagBundle unless baked in with BAKE_DAGS=true.
+# resolved into requirements-image.lock with a sha256 for every file: exactly the versions the test suite runs),
+# include/ on PYTHONPATH, and the Azure Blob XCom backend selected by default. DAGs come from git-sync or GitDagBundle
+# unless baked in with BAKE_DAGS=true.
 #
 #   docker build -t airflow-azblob:local .
 #   docker build -t airflow-azblob:local --build-arg BAKE_DAGS=true .   # the chart's "DAGs in image" mode
@@ -11,14 +12,10 @@
 # 20.10) handles every instruction here, so a build never has to pull a frontend image.
 ARG AIRFLOW_VERSION=3.3.2
 ARG PYTHON_VERSION=3.12
-# The base image. `make images` builds a stand-in from scripts/localcluster/standins/airflow where no registry is reachable and
-# passes it here; everyone else gets the official image.
+# The base image. `make images` builds a stand-in from scripts/localcluster/standins/airflow where no registry is
+# reachable and passes it here; everyone else gets the official image. Its packages are not hash-checked below: pin it
+# by digest for a reproducible build (--build-arg AIRFLOW_BASE_IMAGE=apache/airflow:3.3.2-python3.12@sha256:...).
 ARG AIRFLOW_BASE_IMAGE=apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}
-# pip constraints: a path in the build container or a URL. The default is this repository's requirements.lock
-# (bind-mounted below), so the image holds the versions the tests ran. Airflow's own constraints for the release
-# work too when requirements.txt pins nothing newer than they do:
-#   --build-arg AIRFLOW_CONSTRAINTS_LOCATION=https://raw.githubusercontent.com/apache/airflow/constraints-3.3.2/constraints-3.12.txt
-ARG AIRFLOW_CONSTRAINTS_LOCATION=/tmp/requirements.lock
 ARG BAKE_DAGS=false
 
 # DAG sources, selected by BAKE_DAGS (only the selected stage is built): an empty folder, or this repo's dags/.
@@ -36,7 +33,6 @@ FROM ${AIRFLOW_BASE_IMAGE}
 ARG AIRFLOW_VERSION
 ARG PYTHON_VERSION
 ARG AIRFLOW_BASE_IMAGE
-ARG AIRFLOW_CONSTRAINTS_LOCATION
 ARG VCS_REF=unknown
 ARG SOURCE_URL=https://github.com/your-org/airflow-k8s-azblob
 
@@ -48,16 +44,18 @@ LABEL org.opencontainers.image.title="airflow-azblob" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.base.name="${AIRFLOW_BASE_IMAGE}"
 
-# The base image installs Python packages as the airflow user (uid 50000). Every pinned package ships binary wheels,
-# so no compiler or apt package is ever installed: nothing is left behind but the packages themselves.
-# requirements.txt and requirements.lock are bind-mounted for the one RUN, so they aren't left in the image; so is
-# the optional CA bundle (build secret ca-bundle), which pip then trusts instead of its own.
+# The base image installs Python packages as the airflow user (uid 50000). pip installs requirements-image.lock (`make
+# lock` writes it from requirements.txt at requirements.lock's versions) in hash-checking mode: every file it downloads
+# must match a sha256 of the lock, or the build fails with "THESE PACKAGES DO NOT MATCH THE HASHES"; a package the
+# lock leaves out fails it too. Wheels only: an sdist would run build code (and fetch build tools) the hashes do not
+# cover, so no compiler or apt package is ever installed. Packages the base image already has at the locked version
+# are kept unchecked: the base image is trusted as a whole (pin it by digest). The lock and the optional CA bundle
+# (build secret ca-bundle, which pip then trusts instead of its own) are mounted for this one RUN, never stored.
 USER 50000
-RUN --mount=type=bind,source=requirements.txt,target=/tmp/requirements.txt \
-    --mount=type=bind,source=requirements.lock,target=/tmp/requirements.lock \
+RUN --mount=type=bind,source=requirements-image.lock,target=/tmp/requirements-image.lock \
     --mount=type=secret,id=ca-bundle,mode=0444 \
     if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
-    && pip install --no-cache-dir -r /tmp/requirements.txt --constraint "${AIRFLOW_CONSTRAINTS_LOCATION}"
+    && pip install --no-cache-dir --require-hashes --only-binary :all: -r /tmp/requirements-image.lock
 
 COPY --chown=airflow:0 include/ /opt/airflow/include/
 COPY --from=dags --chown=airflow:0 /dags/ /opt/airflow/dags/

@@ -65,9 +65,13 @@ bench-local: install ## Local stack: git push -> DAG runnable, and the DataFrame
 lifecycle-policy: ## Azure lifecycle-management policy (JSON on stdout) for the log and XCom blobs of VALUES=<values.yaml>
 	@$(PY) scripts/lifecycle_policy.py $(foreach file,$(VALUES),--values $(file))
 
-lock: ## Re-resolve requirements.lock from requirements*.txt (universal: Python 3.11 and 3.12)
+# requirements.lock pins the venv and the stand-in base image; requirements-image.lock, what the Dockerfile installs, is
+# requirements.txt alone at the same versions with a sha256 of every file (pip's --require-hashes needs them inline).
+lock: ## Re-resolve requirements.lock and requirements-image.lock from requirements*.txt (Python 3.11 and 3.12)
 	$(VENV)/bin/uv pip compile requirements.txt requirements-dev.txt --universal --python-version 3.11 \
-	  --no-header --custom-compile-command "make lock" -o requirements.lock
+	  --no-python-downloads --no-header --custom-compile-command "make lock" -o requirements.lock
+	$(VENV)/bin/uv pip compile requirements.txt --constraint requirements.lock --universal --python-version 3.11 \
+	  --generate-hashes --no-python-downloads --no-header --custom-compile-command "make lock" -o requirements-image.lock
 
 # Images, clusters and the one deploy path (docs/cluster.md, docs/kind.md). KIND_ARGS=--dry-run / DEPLOY_ARGS=--dry-run
 # print the commands instead of running them.

@@ -138,3 +138,12 @@ def parse(path: Path = DOCKERFILE) -> Dockerfile:
         if stages:
             stages[-1].instructions.append((instruction, rest))
     return dockerfile
+
+
+def requirement_pins(path: Path = ROOT / "requirements.txt") -> dict[str, str]:
+    """name (lower case, extras dropped) -> version of every ``name[extras]==version`` line of a requirements file."""
+    found = {}
+    for line in path.read_text().splitlines():
+        if match := re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?==([^\s;#\\]+).*", line):
+            found[match[1].lower()] = match[2]
+    return found

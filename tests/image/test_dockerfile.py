@@ -2,19 +2,61 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 from scripts.paths import ROOT
-from tests.image.dockerfile import parse
+from tests.image.dockerfile import parse, requirement_pins
 
 BUILD_TOOLS = re.compile(r"\b(apt-get|apt|apk|yum|dnf|gcc|g\+\+|make|build-essential|cargo|rustc)\b")
 
 
-def requirements_pin(package: str) -> str:
-    match = re.search(rf"^{re.escape(package)}==(\S+)", (ROOT / "requirements.txt").read_text(), re.MULTILINE)
-    assert match, f"requirements.txt pins no {package}"
-    return match[1]
+IMAGE_LOCK = ROOT / "requirements-image.lock"
+TAMPERED = "print('not the six the lock hashed')\n"
+
+
+def lock_entries(path: Path) -> dict[str, tuple[str, list[str]]]:
+    """name -> (version, sha256 hashes) of a pip-compile output file."""
+    entries: dict[str, tuple[str, list[str]]] = {}
+    for entry in re.split(r"\n(?=[A-Za-z0-9])", path.read_text()):
+        if match := re.match(r"([A-Za-z0-9_.\-]+)==([^\s;\\]+)", entry):
+            entries[match[1].lower()] = (match[2], re.findall(r"--hash=sha256:([0-9a-f]{64})", entry))
+    return entries
+
+
+def fake_wheel(folder: Path, name: str, version: str) -> Path:
+    """A wheel with the locked name and version and other content: what a tampered index or mirror would serve."""
+    folder.mkdir(parents=True, exist_ok=True)
+    wheel = folder / f"{name}-{version}-py2.py3-none-any.whl"
+    info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}.py": TAMPERED,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py2-none-any\nTag: py3-none-any\n",
+    }
+    record = "".join(f"{path},,\n" for path in files) + f"{info}/RECORD,,\n"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in {**files, f"{info}/RECORD": record}.items():
+            archive.writestr(path, text)
+    return wheel
+
+
+def dockerfile_pip_install(tmp_path: Path, requirement: str) -> subprocess.CompletedProcess:
+    """The Dockerfile's `pip install` words, with a lock of this one requirement, offline from tmp_path/wheels into
+    tmp_path/target. No pip configuration of this machine (an index, find-links) takes part."""
+    lock = tmp_path / "requirements-image.lock"
+    lock.write_text(requirement + "\n")
+    words = parse().pip_install().words
+    words = [str(lock) if word.endswith("requirements-image.lock") else word for word in words[1:]]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")} | {"PIP_CONFIG_FILE": os.devnull}
+    argv = [sys.executable, "-m", "pip", *words, "--no-index", "--find-links", str(tmp_path / "wheels")]
+    argv += ["--target", str(tmp_path / "target"), "--disable-pip-version-check"]
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, check=False)
 
 
 def test_base_image_is_the_official_airflow_image_of_the_build_args() -> None:
@@ -33,16 +75,45 @@ def test_no_syntax_directive_that_would_pull_a_frontend() -> None:
 
 
 def test_requirements_pin_the_same_airflow_as_the_base_image() -> None:
-    assert requirements_pin("apache-airflow") == parse().args["AIRFLOW_VERSION"]
+    assert requirement_pins()["apache-airflow"] == parse().args["AIRFLOW_VERSION"]
 
 
-def test_constraints_default_to_the_repositorys_lock_file_bind_mounted_into_the_build() -> None:
-    dockerfile = parse()
-    pip = dockerfile.pip_install()
-    assert pip.requirements == ["requirements.txt"]
-    assert pip.constraints == ["/tmp/requirements.lock"]
-    assert dockerfile.args["AIRFLOW_CONSTRAINTS_LOCATION"] == "/tmp/requirements.lock"
-    assert pip.mounts["/tmp/requirements.lock"] == "requirements.lock"
+def test_pip_installs_the_hashed_image_lock_bind_mounted_into_the_build_wheels_only() -> None:
+    pip = parse().pip_install()
+    assert pip.requirements == ["requirements-image.lock"]
+    assert pip.constraints == []
+    assert "--require-hashes" in pip.words
+    assert pip.words[pip.words.index("--only-binary") + 1] == ":all:"
+
+
+def test_the_image_lock_is_requirements_txt_at_requirements_lock_versions_every_pin_hashed() -> None:
+    image, full = lock_entries(IMAGE_LOCK), lock_entries(ROOT / "requirements.lock")
+    unhashed = [name for name, (_, hashes) in image.items() if not hashes]
+    assert not unhashed, f"{IMAGE_LOCK.name} has pins without --hash (run `make lock`): {unhashed}"
+    drifted = {
+        name: (version, full.get(name, (None,))[0])
+        for name, (version, _) in image.items()
+        if full.get(name, (None,))[0] != version
+    }
+    assert not drifted, (
+        f"{IMAGE_LOCK.name} and requirements.lock disagree (name: (image, full)), run `make lock`: {drifted}"
+    )
+    assert requirement_pins().items() <= {name: version for name, (version, _) in image.items()}.items()
+
+
+def test_a_tampered_package_fails_the_dockerfiles_pip_install_and_installs_nothing(tmp_path: Path) -> None:
+    """The Dockerfile's own pip flags against a wheel that is not the one the lock hashed: pip refuses it. The
+    control installs the same wheel once the lock names its hash, so the refusal is the hash and nothing else."""
+    name, (version, hashes) = "six", lock_entries(IMAGE_LOCK)["six"]
+    wheel = fake_wheel(tmp_path / "wheels", name, version)
+    refused = dockerfile_pip_install(tmp_path, f"{name}=={version} " + " ".join(f"--hash=sha256:{h}" for h in hashes))
+    assert refused.returncode != 0
+    assert "THESE PACKAGES DO NOT MATCH THE HASHES" in refused.stderr, refused.stderr
+    assert not (tmp_path / "target" / "six.py").exists()
+    own = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    accepted = dockerfile_pip_install(tmp_path, f"{name}=={version} --hash=sha256:{own}")
+    assert accepted.returncode == 0, accepted.stderr
+    assert (tmp_path / "target" / "six.py").read_text() == TAMPERED
 
 
 def test_the_ca_bundle_is_a_build_secret_pip_trusts_and_never_a_layer() -> None:
@@ -91,9 +162,7 @@ def test_dockerignore_admits_every_build_input_and_nothing_heavy() -> None:
     rules = [line for line in lines if line and not line.startswith("#")]
     assert rules[0] == "*", "the build context is an allowlist"
     dockerfile = parse()
-    inputs = {"requirements.txt", "dags/"} | {
-        s for sources, _, flags in dockerfile.copies if "from" not in flags for s in sources
-    }
+    inputs = {"dags/"} | {s for sources, _, flags in dockerfile.copies if "from" not in flags for s in sources}
     inputs |= set(dockerfile.pip_install().mounts.values())
     for path in inputs:
         assert f"!{path}" in rules, f".dockerignore must admit {path}"

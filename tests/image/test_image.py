@@ -4,14 +4,12 @@ requirements.lock as constraints): what every container of the chart relies on, 
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 
 import pytest
 
 from scripts.localcluster.images import APP_IMAGE, standins, vcs_ref
-from scripts.paths import ROOT
-from tests.image.dockerfile import parse
+from tests.image.dockerfile import parse, requirement_pins
 from tests.support.containers import docker
 from tests.support.helm import env_of, render
 
@@ -33,15 +31,6 @@ def run_image(*args: str, env: dict[str, str] | None = None, workdir: str = "/tm
     ]
     # Not the image's WORKDIR /opt/airflow: `python -c` would import include/ from the working directory.
     return docker("run", "--rm", "--workdir", workdir, *flags, APP_IMAGE, *args)
-
-
-def pins() -> dict[str, str]:
-    """name -> version of every ``name==version`` line in requirements.txt."""
-    found = {}
-    for line in (ROOT / "requirements.txt").read_text().splitlines():
-        if match := re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)==([^\s;#]+).*", line):
-            found[match[1].lower()] = match[2]
-    return found
 
 
 def test_runs_as_the_airflow_user_with_the_dockerfiles_environment() -> None:
@@ -99,7 +88,7 @@ def test_every_pin_of_requirements_txt_is_installed_and_the_providers_load() -> 
         "from airflow.providers.git.bundles.git import GitDagBundle\n"
         "print(json.dumps({n: md.version(n) for n in sys.argv[1:]}))"
     )
-    wanted = pins()
+    wanted = requirement_pins()
     done = run_image("python", "-c", code, *wanted)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == wanted
