@@ -23,6 +23,8 @@ LOCAL_CLUSTER_VALUES = LOCAL_CLUSTER / "values.yaml"
 KUBERNETES_MODULE = LOCAL_CLUSTER / "config" / "kubernetes"
 # scripts/bootstrap helm: the Gateway API's standard CRDs (the chart's HTTPRoute is checked against them).
 GATEWAY_API_CRDS = ROOT / ".tools" / "gateway-api"
+# scripts/bootstrap cluster: the OpenID Connect provider tests/cluster/test_sign_in_with_oidc.py signs in with.
+OIDC_PROVIDER = ROOT / ".tools" / "oidc-provider" / "server"
 # scripts/bootstrap cluster: kube-apiserver, kubelet, kubectl, CoreDNS, ... of the local cluster.
 CLUSTER_BIN = ROOT / ".tools" / "cluster" / "bin"
 # scripts/bootstrap node: Azurite's Blob service (package.json pins it).

@@ -16,7 +16,8 @@ component -> facts, as YAML:
   dags            the DAG files on disk (git-sync in dags.mode gitSync)
   runsTasks       task processes run in these pods (the pod operator's connection goes there)
   alerts          the failure-alert webhook (include/plugins/failure_alerts.py)
-  passwords       the SimpleAuthManager passwords file
+  passwords       the SimpleAuthManager passwords file (a writable copy of the auth Secret's)
+  oidc            the OIDC client secret (auth.oidc; the db-migrate Job gets it too, as it creates the FAB admin)
   podTemplate     the KubernetesExecutor's worker pod template
   kubeApi         a Kubernetes API token in the pods (automountServiceAccountToken): the scheduler and the api-server
                   with the KubernetesExecutor (worker pods, their logs), and whoever runs tasks with
@@ -29,6 +30,8 @@ component -> facts, as YAML:
 {{- $kube := eq .Values.executor "KubernetesExecutor" -}}
 {{- $steps := .Values.workers.podOperator.enabled -}}
 {{- $logging := .Values.config.logging | default dict -}}
+{{- $fab := eq .Values.auth.manager "fab" -}}
+{{- $oidc := and $fab .Values.auth.oidc.enabled -}}
 api-server:
   values: apiServer
   serviceAccount: api-server
@@ -37,7 +40,8 @@ api-server:
   db: true
   apiSecret: true
   jwt: true
-  passwords: true
+  passwords: {{ not $fab }}
+  oidc: {{ $oidc }}
 scheduler:
   values: scheduler
   logServerPolicy: true

@@ -21,14 +21,18 @@ Adding a computed key means one line here: the render and the refusal both read 
 {{- $remote := $v.logs.remote.enabled -}}
 {{- $kube := eq $v.executor "KubernetesExecutor" -}}
 {{- $bundle := eq $v.dags.mode "gitBundle" -}}
+{{- $simple := eq $v.auth.manager "simple" -}}
+{{- $fab := eq $v.auth.manager "fab" -}}
+{{- $oidc := and $fab $v.auth.oidc.enabled -}}
 core:
+  auth_manager: {set: auth.manager, when: true, value: {{ include "airflow-azblob.authManager" . | toJson }}}
   executor: {set: executor, when: true, value: {{ toJson $v.executor }}}
   dags_folder: {set: dags.mode and dags.gitSync.subPath, when: true, value: {{ include "airflow-azblob.dagsFolder" . | toJson }}}
   plugins_folder: {set: the image (add plugins to include/plugins), when: true, value: {{ include "airflow-azblob.pluginsFolder" . | toJson }}}
   execution_api_server_url: {set: "apiServer.internalUrl (or [api] base_url for a sub-path)", when: true, value: {{ include "airflow-azblob.executionApiUrl" . | toJson }}}
   xcom_backend: {set: xcom.enabled, when: true, value: {{ include "airflow-azblob.xcomBackend" . | toJson }}}
-  simple_auth_manager_users: {set: auth.users, when: true, value: {{ join "," $v.auth.users | toJson }}}
-  simple_auth_manager_passwords_file: {set: auth.existingSecret, when: true, value: {{ printf "%s/passwords.json" (include "airflow-azblob.authDir" .) | toJson }}}
+  simple_auth_manager_users: {set: auth.users, when: {{ $simple }}, value: {{ join "," $v.auth.users | toJson }}}
+  simple_auth_manager_passwords_file: {set: auth.existingSecret, when: {{ $simple }}, value: {{ printf "%s/passwords.json" (include "airflow-azblob.authDir" .) | toJson }}}
   default_timezone: {set: timezone, when: true, value: {{ toJson $v.timezone }}}
   fernet_key: {set: secrets.fernetKey.existingSecret, env: AIRFLOW__CORE__FERNET_KEY}
 azblob_xcom:
@@ -64,10 +68,45 @@ database:
   sql_alchemy_conn_async: {set: database.existingSecretAsyncKey, env: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC}
 dag_processor:
   dag_bundle_config_list: {set: "dags.mode gitBundle and dags.gitBundle.*", when: {{ $bundle }}, value: {{ include "airflow-azblob.gitBundleConfig" . | toJson }}}
+fab:
+  config_file: {set: "auth.manager fab (the image's include/webserver_config.py)", when: {{ $fab }}, value: {{ include "airflow-azblob.fabConfigFile" . | toJson }}}
+oidc:
+  enabled: {set: auth.oidc.enabled, when: {{ $fab }}, value: {{ $oidc }}}
+  name: {set: auth.oidc.name, when: {{ $oidc }}, value: {{ toJson $v.auth.oidc.name }}}
+  client_id: {set: auth.oidc.clientId, when: {{ $oidc }}, value: {{ toJson $v.auth.oidc.clientId }}}
+  client_secret: {set: auth.oidc.clientSecret.existingSecret, env: AIRFLOW__OIDC__CLIENT_SECRET}
+  metadata_url: {set: "auth.oidc.metadataUrl (or tenantId)", when: {{ and $oidc (include "airflow-azblob.oidcMetadataUrl" . | ne "") }}, value: {{ include "airflow-azblob.oidcMetadataUrl" . | toJson }}}
+  {{- range $key, $value := dict "issuer" "issuer" "authorize_url" "authorizeUrl" "token_url" "tokenUrl" "jwks_url" "jwksUrl" "userinfo_url" "userinfoUrl" }}
+  {{ $key }}: {set: auth.oidc.endpoints.{{ $value }}, when: {{ and $oidc (hasKey $v.auth.oidc.endpoints $value) }}, value: {{ get $v.auth.oidc.endpoints $value | default "" | toJson }}}
+  {{- end }}
+  scope: {set: auth.oidc.scope, when: {{ $oidc }}, value: {{ toJson $v.auth.oidc.scope }}}
+  username_claim: {set: auth.oidc.usernameClaim, when: {{ $oidc }}, value: {{ toJson $v.auth.oidc.usernameClaim }}}
+  roles_claim: {set: auth.oidc.rolesClaim, when: {{ $oidc }}, value: {{ toJson $v.auth.oidc.rolesClaim }}}
+  roles_mapping: {set: auth.oidc.rolesMapping, when: {{ $oidc }}, value: {{ $v.auth.oidc.rolesMapping | toJson | toJson }}}
+  registration_role: {set: auth.oidc.registrationRole, when: {{ $oidc }}, value: {{ toJson $v.auth.oidc.registrationRole }}}
 alerts:
   webhook_url: {set: "alerts.webhook.existingSecret (a Secret, never a ConfigMap)", env: AIRFLOW__ALERTS__WEBHOOK_URL}
   on_retry: {set: alerts.onRetry, when: true, value: {{ $v.alerts.onRetry }}}
   timeout: {set: alerts.timeoutSeconds, when: true, value: {{ toJson $v.alerts.timeoutSeconds }}}
+{{- end -}}
+
+{{/* [core] auth_manager of auth.manager. */}}
+{{- define "airflow-azblob.authManager" -}}
+{{- if eq .Values.auth.manager "fab" -}}
+airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager
+{{- else -}}
+airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager
+{{- end -}}
+{{- end -}}
+
+{{/* [oidc] metadata_url: auth.oidc.metadataUrl, or Entra ID's document for auth.oidc.tenantId ("" for neither). */}}
+{{- define "airflow-azblob.oidcMetadataUrl" -}}
+{{- $o := .Values.auth.oidc -}}
+{{- if $o.metadataUrl -}}
+{{- $o.metadataUrl -}}
+{{- else if $o.tenantId -}}
+{{- printf "https://login.microsoftonline.com/%s/v2.0/.well-known/openid-configuration" $o.tenantId -}}
+{{- end -}}
 {{- end -}}
 
 {{/* [dag_processor] dag_bundle_config_list of dags.mode gitBundle: one GitDagBundle named dags, as JSON. */}}

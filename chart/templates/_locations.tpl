@@ -14,6 +14,9 @@ endpoints one component reaches another at.
 {{/* [core] plugins_folder: the image copies include/plugins there (include/plugins/task_termination.py). */}}
 {{- define "airflow-azblob.pluginsFolder" -}}{{ include "airflow-azblob.pythonPath" . }}/include/plugins{{- end -}}
 
+{{/* [fab] config_file: FAB's settings file in the image (include/webserver_config.py, read with auth.manager fab). */}}
+{{- define "airflow-azblob.fabConfigFile" -}}{{ include "airflow-azblob.pythonPath" . }}/include/webserver_config.py{{- end -}}
+
 {{/* Where the image bakes DAGs (dags.mode image). */}}
 {{- define "airflow-azblob.imageDagsFolder" -}}/opt/airflow/dags{{- end -}}
 
@@ -24,6 +27,9 @@ endpoints one component reaches another at.
 
 {{/* Writable copy of the SimpleAuthManager passwords file (the manager opens it read-write). */}}
 {{- define "airflow-azblob.authDir" -}}/opt/airflow/auth{{- end -}}
+
+{{/* Where the auth Secret (passwords.json) is mounted read-only. */}}
+{{- define "airflow-azblob.authSecretDir" -}}/opt/airflow/auth-secret{{- end -}}
 
 {{- define "airflow-azblob.podTemplateDir" -}}/opt/airflow/pod_templates{{- end -}}
 

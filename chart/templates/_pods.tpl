@@ -95,6 +95,9 @@ capabilities:
       name: {{ $v.alerts.webhook.existingSecret }}
       key: {{ $v.alerts.webhook.key }}
 {{- end }}
+{{- if $c.oidc }}
+{{- include "airflow-azblob.oidcSecretEnv" $root | fromYamlArray | toYaml | nindent 0 }}
+{{- end }}
 {{- if and $v.workers.podOperator.enabled $c.runsTasks }}
 - name: AIRFLOW_CONN_KUBERNETES_DEFAULT
   value: {{ include "airflow-azblob.podOperatorConnection" $root | quote }}
@@ -124,6 +127,7 @@ capabilities:
 - name: auth
   mountPath: {{ include "airflow-azblob.authDir" .root }}
 {{- end }}
+
 {{- if $c.podTemplate }}
 - name: pod-template
   mountPath: {{ include "airflow-azblob.podTemplateDir" .root }}
@@ -167,6 +171,8 @@ capabilities:
 {{- if $c.passwords }}
 - name: auth
   emptyDir: {sizeLimit: 1Mi}
+{{- end }}
+{{- if $c.passwords }}
 - name: auth-secret
   secret:
     secretName: {{ include "airflow-azblob.authSecretName" .root }}

@@ -32,6 +32,20 @@ what decides their content (for the checksum annotations).
 {{- include "airflow-azblob.secretName" (dict "root" . "value" .Values.secrets.jwtSecret "suffix" "jwt-secret") -}}
 {{- end -}}
 
+{{/* The OIDC client secret as [oidc] client_secret, a list of env entries (empty without auth.oidc). */}}
+{{- define "airflow-azblob.oidcSecretEnv" -}}
+{{- $o := .Values.auth.oidc -}}
+{{- if and (eq .Values.auth.manager "fab") $o.enabled -}}
+- name: AIRFLOW__OIDC__CLIENT_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ $o.clientSecret.existingSecret }}
+      key: {{ $o.clientSecret.key }}
+{{- else -}}
+[]
+{{- end -}}
+{{- end -}}
+
 {{- define "airflow-azblob.authSecretName" -}}
 {{- .Values.auth.existingSecret | default (include "airflow-azblob.componentName" (dict "root" . "component" "auth")) -}}
 {{- end -}}

@@ -80,6 +80,7 @@ Validation of values that the schema cannot express (combinations of values).
 {{- fail "[core] simple_auth_manager_all_admins is on: every visitor of the UI and REST API would be an admin without a login. Remove it and sign in as a user of auth.users, or, for a development install nobody else can reach, set auth.development=true." -}}
 {{- end -}}
 {{- end -}}
+{{- include "airflow-azblob.validateAuth" . -}}
 {{- include "airflow-azblob.validateExposure" . -}}
 {{- include "airflow-azblob.validateScaling" . -}}
 {{- $owned := include "airflow-azblob.ownedConfig" . | fromYaml -}}
@@ -165,6 +166,30 @@ Validation of values that the schema cannot express (combinations of values).
 {{- if not (or (kindIs "invalid" $budget.minAvailable) (kindIs "invalid" $budget.maxUnavailable)) -}}
 {{- fail (printf "%s.podDisruptionBudget sets both minAvailable and maxUnavailable: set only one of them." $c.values) -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* auth.oidc makes sense only with FAB, and needs a client and a way to find the provider's endpoints. */}}
+{{- define "airflow-azblob.validateAuth" -}}
+{{- $o := .Values.auth.oidc -}}
+{{- if $o.enabled -}}
+{{- if ne .Values.auth.manager "fab" -}}
+{{- fail "auth.oidc.enabled needs the FAB auth manager: set auth.manager=fab (SimpleAuthManager has no OIDC sign-in)." -}}
+{{- end -}}
+{{- if not $o.clientId -}}
+{{- fail "auth.oidc.clientId is empty: set it to the application (client) id registered with the provider." -}}
+{{- end -}}
+{{- if not $o.clientSecret.existingSecret -}}
+{{- fail "auth.oidc.clientSecret.existingSecret is empty: create a Secret with the client secret (kubectl create secret generic <name> --from-literal=client-secret=...) and name it there." -}}
+{{- end -}}
+{{- if and $o.tenantId $o.metadataUrl -}}
+{{- fail (printf "auth.oidc.tenantId %q and auth.oidc.metadataUrl %q are both set: tenantId means Entra ID's metadata document; keep one." $o.tenantId $o.metadataUrl) -}}
+{{- end -}}
+{{- $missing := list -}}
+{{- range list "issuer" "authorizeUrl" "tokenUrl" "jwksUrl" }}{{ if not (get $o.endpoints .) }}{{ $missing = append $missing . }}{{ end }}{{ end -}}
+{{- if and (not $o.tenantId) (not $o.metadataUrl) $missing -}}
+{{- fail (printf "auth.oidc names no provider: set auth.oidc.tenantId (Microsoft Entra ID), auth.oidc.metadataUrl (any OpenID provider's .well-known/openid-configuration), or auth.oidc.endpoints (missing: %s)." (join ", " $missing)) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}

@@ -8,7 +8,7 @@ Deployment of a long-running Airflow component (api-server, scheduler, dag-proce
 Call with (dict "root" $ "component" <name> "args" <list>) and either "jobType" <airflow job type> (liveness:
 `airflow jobs check`) or "probes" <YAML of the container's probes>. Optional: "ports" <list of container ports>
 (instead of the log server port the component runs, if any: give it too when passing ports to a component that runs
-one) and "initContainers" <YAML list> (run after the wait for migrations).
+one), "initContainers" <YAML list> (run after the wait for migrations) and "env" <list of extra variables>.
 */}}
 {{- define "airflow-azblob.componentDeployment" -}}
 {{- $root := .root -}}
@@ -18,7 +18,7 @@ one) and "initContainers" <YAML list> (run after the wait for migrations).
 {{- if not $probes -}}
 {{- $probes = include "airflow-azblob.jobsCheckProbe" (required "componentDeployment needs jobType or probes" .jobType) -}}
 {{- end -}}
-{{- $container := dict "name" .component "args" .args "ports" .ports "probes" $probes -}}
+{{- $container := dict "name" .component "args" .args "ports" .ports "probes" $probes "env" .env -}}
 {{- $scaling := include "airflow-azblob.replicas" $ctx | fromYaml -}}
 apiVersion: apps/v1
 kind: Deployment

@@ -8,6 +8,13 @@ from tests.support.helm import render_error
 
 GIT_SYNC = {"dags.mode": "gitSync", "dags.gitSync.repo": "git@github.com:org/dags.git"}
 SUB_PATH = {"config": {"api": {"base_url": "https://airflow.example.com/team-a/"}}}
+OIDC = {
+    "auth.manager": "fab",
+    "auth.oidc.enabled": True,
+    "auth.oidc.clientId": "app",
+    "auth.oidc.clientSecret.existingSecret": "entra-client",
+    "auth.oidc.tenantId": "contoso.onmicrosoft.com",
+}
 
 CASES = {
     "unknown executor": ({"executor": "CeleryExecutor"}, "set executor to KubernetesExecutor or LocalExecutor"),
@@ -169,6 +176,29 @@ CASES = {
         {"config": {"alerts": {"webhook_url": "https://hooks.slack.com/services/x"}}},
         "set alerts.webhook.existingSecret (a Secret, never a ConfigMap) instead",
     ),
+    "OIDC sign-in with SimpleAuthManager": (
+        {**OIDC, "auth.manager": "simple"},
+        "auth.oidc.enabled needs the FAB auth manager: set auth.manager=fab",
+    ),
+    "OIDC without a client id": ({**OIDC, "auth.oidc.clientId": ""}, "auth.oidc.clientId is empty: set it to"),
+    "OIDC client secret in no Secret": (
+        {**OIDC, "auth.oidc.clientSecret.existingSecret": ""},
+        "auth.oidc.clientSecret.existingSecret is empty: create a Secret with the client secret",
+    ),
+    "OIDC tenant and metadata URL both": (
+        {**OIDC, "auth.oidc.metadataUrl": "https://idp.example.com/.well-known/openid-configuration"},
+        "are both set: tenantId means Entra ID's metadata document; keep one",
+    ),
+    "OIDC provider named nowhere": (
+        {**OIDC, "auth.oidc.tenantId": "", "auth.oidc.endpoints": {"issuer": "https://idp.example.com"}},
+        "auth.oidc names no provider: set auth.oidc.tenantId (Microsoft Entra ID), auth.oidc.metadataUrl (any "
+        "OpenID provider's .well-known/openid-configuration), or auth.oidc.endpoints (missing: authorizeUrl, "
+        "tokenUrl, jwksUrl)",
+    ),
+    "auth manager in config": (
+        {"config": {"core": {"auth_manager": "my.AuthManager"}}},
+        "config.core.auth_manager is computed by the chart: remove it from config and set auth.manager instead",
+    ),
 }
 
 
@@ -209,6 +239,9 @@ def test_misconfiguration_fails_naming_the_value_to_set(values: dict, sentence: 
         ({"ingress.hosts": ["a.example.com"]}, "additional properties 'hosts' not allowed"),
         ({"workers.extraVolumes": [{"configMap": {"name": "x"}}]}, "/workers/extraVolumes/0"),
         ({"emptyDirSizeLimits.tmp": "lots"}, "/emptyDirSizeLimits/tmp"),
+        ({"auth.manager": "ldap"}, "/auth/manager"),
+        ({**OIDC, "auth.oidc.scope": "email profile"}, "/auth/oidc/scope"),
+        ({"apiServer.forwardedAllowIps": "ingress-nginx"}, "/apiServer/forwardedAllowIps"),
     ],
     ids=[
         "unknown top-level key",
@@ -239,6 +272,9 @@ def test_misconfiguration_fails_naming_the_value_to_set(values: dict, sentence: 
         "ingress hosts list of another chart",
         "volume without a name",
         "size that is no quantity for a scratch dir",
+        "auth manager of another kind",
+        "OIDC scope without openid",
+        "proxy addresses that are a name",
     ],
 )
 def test_values_schema_rejects_unknown_keys_and_bad_values(values: dict, where: str) -> None:

@@ -82,7 +82,8 @@ def test_every_rendered_key_comes_from_config_or_the_owned_table(case: tuple[str
 def test_every_owned_key_reaching_pods_from_a_secret_is_an_env_variable_of_some_pod() -> None:
     manifest = render(
         {"alerts.webhook.existingSecret": "hook", "postgresql.enabled": False, "database.existingSecret": "db"}
-        | {"database.existingSecretAsyncKey": "async"}
+        | {"database.existingSecretAsyncKey": "async", "auth.manager": "fab", "auth.oidc.enabled": True}
+        | {"auth.oidc.clientId": "app", "auth.oidc.clientSecret.existingSecret": "oidc", "auth.oidc.tenantId": "t"}
     )
     env_names = {
         env["name"]
