@@ -16,14 +16,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scripts.devstack.services import free_port
+from scripts.devstack.services import free_port, wait_for_port
 
 NGINX = "/usr/sbin/nginx"
 
@@ -64,6 +63,10 @@ def _location(route: Route) -> str:
         " proxy_set_header X-Forwarded-Proto $scheme;"
         " proxy_set_header X-Forwarded-Host $http_host;"
         " proxy_http_version 1.1; proxy_read_timeout 120s;"
+        # ingress-nginx's default (proxy-buffering: off). Buffered, a response larger than the memory buffers went
+        # to a temp file the workers (nobody) may not write in this root-owned prefix: the UI's 7 MB script bundle
+        # arrived cut off ("open() .../proxy/0000000001 failed (13: Permission denied)").
+        " proxy_buffering off;"
     )
     if route.path_type == "Exact":
         return f"location = {route.path} {{ {proxy} }}"
@@ -140,11 +143,12 @@ def nginx_ingress(
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 20
-        while not (prefix / "nginx.pid").exists():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"nginx did not start: {process.stderr.read().decode(errors='replace')}")
-            time.sleep(0.05)
+        # Until it accepts: nginx writes its pid file before it listens (a request right after got "refused").
+        try:
+            wait_for_port(port, timeout=20, process=process)
+        except (RuntimeError, TimeoutError) as err:
+            output = process.stderr.read().decode(errors="replace") if process.poll() is not None else ""
+            raise AssertionError(f"nginx did not start ({err}): {output}") from err
         yield NginxIngress(port, found, prefix)
     finally:
         process.terminate()
