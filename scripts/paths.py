@@ -25,6 +25,8 @@ KUBERNETES_MODULE = LOCAL_CLUSTER / "config" / "kubernetes"
 GATEWAY_API_CRDS = ROOT / ".tools" / "gateway-api"
 # scripts/bootstrap cluster: the OpenID Connect provider tests/cluster/test_sign_in_with_oidc.py signs in with.
 OIDC_PROVIDER = ROOT / ".tools" / "oidc-provider" / "server"
+# scripts/bootstrap cluster: the Prometheus server tests/cluster/test_metrics.py scrapes the release with.
+PROMETHEUS = ROOT / ".tools" / "prometheus" / "prometheus"
 # scripts/bootstrap cluster: kube-apiserver, kubelet, kubectl, CoreDNS, ... of the local cluster.
 CLUSTER_BIN = ROOT / ".tools" / "cluster" / "bin"
 # scripts/bootstrap node: Azurite's Blob service (package.json pins it).

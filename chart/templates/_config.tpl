@@ -24,6 +24,7 @@ Adding a computed key means one line here: the render and the refusal both read 
 {{- $simple := eq $v.auth.manager "simple" -}}
 {{- $fab := eq $v.auth.manager "fab" -}}
 {{- $oidc := and $fab $v.auth.oidc.enabled -}}
+{{- $metrics := $v.metrics.enabled -}}
 core:
   auth_manager: {set: auth.manager, when: true, value: {{ include "airflow-azblob.authManager" . | toJson }}}
   executor: {set: executor, when: true, value: {{ toJson $v.executor }}}
@@ -84,6 +85,14 @@ oidc:
   roles_claim: {set: auth.oidc.rolesClaim, when: {{ $oidc }}, value: {{ toJson $v.auth.oidc.rolesClaim }}}
   roles_mapping: {set: auth.oidc.rolesMapping, when: {{ $oidc }}, value: {{ $v.auth.oidc.rolesMapping | toJson | toJson }}}
   registration_role: {set: auth.oidc.registrationRole, when: {{ $oidc }}, value: {{ toJson $v.auth.oidc.registrationRole }}}
+metrics:
+  statsd_on: {set: metrics.enabled, when: true, value: {{ $metrics }}}
+  statsd_host: {set: "metrics.enabled (the chart's statsd_exporter)", when: {{ $metrics }}, value: {{ include "airflow-azblob.componentName" (dict "root" . "component" "statsd-exporter") | toJson }}}
+  statsd_port: {set: "metrics.enabled (the chart's statsd_exporter)", when: {{ $metrics }}, value: {{ include "airflow-azblob.statsdPort" . }}}
+  statsd_prefix: {set: "metrics.enabled (metric names start airflow_)", when: {{ $metrics }}, value: "airflow"}
+  {{- /* Tags (dag_id, task_id, state, ...) the exporter turns into labels, and no legacy names with ids inside. */}}
+  statsd_influxdb_enabled: {set: "metrics.enabled (tags become Prometheus labels)", when: {{ $metrics }}, value: true}
+  legacy_names_on: {set: "metrics.enabled (labelled names only)", when: {{ $metrics }}, value: false}
 alerts:
   webhook_url: {set: "alerts.webhook.existingSecret (a Secret, never a ConfigMap)", env: AIRFLOW__ALERTS__WEBHOOK_URL}
   on_retry: {set: alerts.onRetry, when: true, value: {{ $v.alerts.onRetry }}}

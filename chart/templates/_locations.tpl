@@ -116,3 +116,7 @@ url: {{ ternary (printf "%s://%s/" $scheme $host) "" (ne $host "") | quote }}
 {{- define "airflow-azblob.postgresqlServiceName" -}}
 {{- include "airflow-azblob.componentName" (dict "root" . "component" "postgresql") -}}
 {{- end -}}
+
+{{/* statsd_exporter: the UDP port Airflow sends StatsD to, and the port Prometheus scrapes. */}}
+{{- define "airflow-azblob.statsdPort" -}}9125{{- end -}}
+{{- define "airflow-azblob.metricsPort" -}}9102{{- end -}}

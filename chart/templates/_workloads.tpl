@@ -246,6 +246,14 @@ Kubernetes API otherwise, not 169.254.169.254 (the defaults' ipBlocks leave it o
   ports:
     - {port: 443, protocol: TCP}
 {{- end }}
+{{- if .Values.metrics.enabled }}
+- to:
+    - podSelector:
+        matchLabels:
+          {{- include "airflow-azblob.selectorLabels" (dict "root" . "component" "statsd-exporter") | nindent 10 }}
+  ports:
+    - {port: {{ include "airflow-azblob.statsdPort" . }}, protocol: UDP}
+{{- end }}
 {{- if eq .Values.dags.mode "gitSync" }}
 - to: {{- toYaml $np.git | nindent 4 }}
   ports:

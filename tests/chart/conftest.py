@@ -104,6 +104,15 @@ MATRIX: dict[str, dict[str, Any]] = {
     "workload-identity": {**ACCOUNT, "azure.workloadIdentity.enabled": True, "azure.workloadIdentity.clientId": "c1"},
     "base-url-subpath": {"config": {"api": {"base_url": "https://airflow.example.com/team-a/"}}},
     "production-surface": PRODUCTION_SURFACE,
+    "metrics": {"metrics.enabled": True, "networkPolicies.enabled": True},
+    "fab-oidc": {
+        "auth.manager": "fab",
+        "auth.oidc.enabled": True,
+        "auth.oidc.clientId": "app",
+        "auth.oidc.clientSecret.existingSecret": "oidc-client",
+        "auth.oidc.tenantId": "contoso.onmicrosoft.com",
+        "apiServer.forwardedAllowIps": "10.0.0.0/8",
+    },
 }
 PROFILES = ("kind", "aks-example")
 

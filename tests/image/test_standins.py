@@ -8,8 +8,11 @@ arguments, env, user and read-only root filesystem, through tests/support/contai
 
 from __future__ import annotations
 
+import re
+import socket
 import subprocess
 import tempfile
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -257,3 +260,34 @@ def test_the_pause_image_sleeps_until_sigterm_and_then_exits_at_once(built_image
         assert state["ExitCode"] == 128 + 15  # its own SIGTERM handler, not docker's SIGKILL after 10 s
     finally:
         docker("rm", "--force", name)
+
+
+# ------------------------------------------------------------------------------------------- statsd_exporter
+
+
+def scrape(host: str, port: int) -> str:
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as response:
+            return response.read().decode()
+    except OSError:
+        return ""
+
+
+def test_statsd_exporter_turns_airflows_tagged_statsd_into_labelled_metrics_as_the_chart_runs_it(
+    built_images: dict[str, float],
+) -> None:
+    manifest = render({"metrics.enabled": True}, profile=LOCAL_CLUSTER)
+    pod, container = pod_and_container(manifest, "Deployment", "statsd-exporter", "statsd-exporter")
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    with run_rendered(container, pod) as running:
+        host = running.ip()
+        running.wait_until("the exporter serving /metrics", lambda: scrape(host, ports["metrics"]), timeout=30)
+        line = re.compile(r'^airflow_ti_finish\{dag_id="d",state="success",task_id="t"\} \d+$', re.M)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+
+            def sent_and_counted() -> bool:
+                # UDP: a packet the listener was not up for is lost, so send until the metric shows.
+                sock.sendto(b"airflow.ti.finish,dag_id=d,task_id=t,state=success:1|c", (host, ports["statsd"]))
+                return bool(line.search(scrape(host, ports["metrics"])))
+
+            running.wait_until("a tagged StatsD counter served as a labelled metric", sent_and_counted, timeout=30)

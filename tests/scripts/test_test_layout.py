@@ -10,8 +10,8 @@ from scripts.paths import ROOT
 
 def test_the_cluster_modules_run_the_lifecycle_first_and_the_release_changing_ones_last() -> None:
     """tests/cluster/conftest.py orders the folder (pytest_collection_modifyitems): test_cluster_lifecycle.py needs
-    the machine before the shared cluster exists, test_production_surface.py, test_sign_in_with_oidc.py and
-    test_dags_by_git_bundle.py upgrade the release into another shape and back (pods roll), and
+    the machine before the shared cluster exists, test_production_surface.py, test_sign_in_with_oidc.py,
+    test_metrics.py and test_dags_by_git_bundle.py upgrade the release into another shape and back (pods roll), and
     test_upgrade_and_uninstall.py uninstalls it.
     Checked on pytest's own collection, whatever the names."""
     done = subprocess.run(
@@ -31,10 +31,11 @@ def test_the_cluster_modules_run_the_lifecycle_first_and_the_release_changing_on
     last = [
         "test_production_surface.py",
         "test_sign_in_with_oidc.py",
+        "test_metrics.py",
         "test_dags_by_git_bundle.py",
         "test_upgrade_and_uninstall.py",
     ]
-    assert modules[-4:] == last, modules
+    assert modules[-5:] == last, modules
 
 
 def test_no_two_test_modules_share_a_file_name() -> None:
