@@ -96,7 +96,7 @@ capabilities:
       key: {{ $v.alerts.webhook.key }}
 {{- end }}
 {{- if $c.oidc }}
-{{- include "airflow-azblob.oidcSecretEnv" $root | fromYamlArray | toYaml | nindent 0 }}
+{{- include "airflow-azblob.oidcSecretEnv" $root | nindent 0 }}
 {{- end }}
 {{- if and $v.workers.podOperator.enabled $c.runsTasks }}
 - name: AIRFLOW_CONN_KUBERNETES_DEFAULT

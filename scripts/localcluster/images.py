@@ -234,15 +234,29 @@ def go_source(standin: Standin) -> Path:
     return path
 
 
+def built_from(image: str, label: str, value: str) -> bool:
+    """Whether ``image`` exists and its ``label`` says it was built from ``value`` (a go stand-in's source)."""
+    if not image_exists(image):
+        return False
+    labels = json.loads(docker("image", "inspect", "--format", "{{json .Config.Labels}}", image).stdout)
+    return (labels or {}).get(label) == value
+
+
+def build_around_binary(standin: Standin, context: Path, label: str, value: str) -> None:
+    """The stand-in's Dockerfile built in ``context``, which holds the binary, labelled with what it was built from."""
+    shutil.copy(ROOT / standin.dockerfile, context / "Dockerfile")
+    done = docker("build", "--tag", standin.image, "--label", f"{label}={value}", str(context), check=False)
+    if done.returncode != 0:
+        raise ImageError(f"docker build of {standin.image} failed:\n{done.stderr[-4000:]}")
+
+
 def build_go_source(standin: Standin) -> float:
     """A Go program built here from its source tarball (offline: vendored modules), then the stand-in's Dockerfile
     around the binary. Skipped when the image already holds a build of the same source (its label)."""
     source = standin.source or {}
     label = "standin.source.sha256"
-    if image_exists(standin.image):
-        labels = json.loads(docker("image", "inspect", "--format", "{{json .Config.Labels}}", standin.image).stdout)
-        if (labels or {}).get(label) == source["sha256"]:
-            return 0.0
+    if built_from(standin.image, label, source["sha256"]):
+        return 0.0
     tarball = go_source(standin)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"standin-{standin.name}-") as tmp:
@@ -259,11 +273,7 @@ def build_go_source(standin: Standin) -> float:
         )  # fmt: skip
         if built.returncode != 0:
             raise ImageError(f"go build of {tarball.name} failed:\n{built.stderr[-3000:]}")
-        shutil.copy(ROOT / standin.dockerfile, context / "Dockerfile")
-        argv = ["build", "--tag", standin.image, "--label", f"{label}={source['sha256']}", str(context)]
-        done = docker(*argv, check=False)
-        if done.returncode != 0:
-            raise ImageError(f"docker build of {standin.image} failed:\n{done.stderr[-4000:]}")
+        build_around_binary(standin, context, label, source["sha256"])
     return time.monotonic() - started
 
 
@@ -272,10 +282,8 @@ def build_go_module(standin: Standin) -> float:
     the binary. Skipped when the image already holds a build of that module version (its label)."""
     source = standin.source or {}
     wanted, label = f"{source['module']}@{source['version']}", "standin.source.module"
-    if image_exists(standin.image):
-        labels = json.loads(docker("image", "inspect", "--format", "{{json .Config.Labels}}", standin.image).stdout)
-        if (labels or {}).get(label) == wanted:
-            return 0.0
+    if built_from(standin.image, label, wanted):
+        return 0.0
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"standin-{standin.name}-") as context:
         env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod", "GOBIN": context}
@@ -285,10 +293,7 @@ def build_go_module(standin: Standin) -> float:
         )  # fmt: skip
         if built.returncode != 0:
             raise ImageError(f"go install {wanted} failed:\n{built.stderr[-3000:]}")
-        shutil.copy(ROOT / standin.dockerfile, Path(context) / "Dockerfile")
-        done = docker("build", "--tag", standin.image, "--label", f"{label}={wanted}", context, check=False)
-        if done.returncode != 0:
-            raise ImageError(f"docker build of {standin.image} failed:\n{done.stderr[-4000:]}")
+        build_around_binary(standin, Path(context), label, wanted)
     return time.monotonic() - started
 
 
