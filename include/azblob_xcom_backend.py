@@ -39,6 +39,8 @@ from urllib.parse import quote, unquote
 
 from airflow.sdk.bases.xcom import BaseXCom
 
+from include import metrics
+
 if TYPE_CHECKING:
     import pyarrow as pa
     from azure.storage.blob import BlobClient, BlobServiceClient
@@ -64,29 +66,43 @@ logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(l
 class AzBlobXComError(Exception):
     """Base class of every error this backend raises."""
 
+    metric_label = "other"  # the error tag of the azblob_xcom.errors metric (include/metrics.py)
+
 
 class XComConfigError(AzBlobXComError):
     """An ``[azblob_xcom]`` option has a value the backend cannot use."""
+
+    metric_label = "config"
 
 
 class XComSerializationError(AzBlobXComError):
     """A value cannot be written in a safe, exact format."""
 
+    metric_label = "serialization"
+
 
 class XComReferenceError(AzBlobXComError):
     """A stored value carries the reference marker but is not a reference this backend can read."""
+
+    metric_label = "reference"
 
 
 class XComBlobNotFoundError(AzBlobXComError):
     """The blob a reference points to does not exist (any more)."""
 
+    metric_label = "not_found"
+
 
 class XComIntegrityError(AzBlobXComError):
     """The blob's content does not match the checksum recorded when it was written."""
 
+    metric_label = "integrity"
+
 
 class XComStorageError(AzBlobXComError):
     """Blob Storage could not be reached or refused the request."""
+
+    metric_label = "storage"
 
 
 # --------------------------------------------------------------------------------------------------- config
@@ -687,7 +703,7 @@ class WasbXComBackend(BaseXCom):
         run_id: str | None = None,
         map_index: int | None = None,
     ) -> Any:
-        config = BackendConfig.from_airflow()
+        started = time.perf_counter()
         ids = XComIds(
             dag_id=dag_id or "",
             run_id=run_id or "",
@@ -695,34 +711,46 @@ class WasbXComBackend(BaseXCom):
             map_index=-1 if map_index is None else map_index,
             key=key or BaseXCom.XCOM_RETURN_KEY,
         )
-        if _is_table(value):
-            return _store_table(config, ids, value)
-        serialized = BaseXCom.serialize_value(value)
-        if inline_size(serialized) <= config.threshold:
-            return serialized
-        data = encode_json(serialized, config.compression)
-        return _offload(config, ids, data, "json", type(value).__module__ + "." + type(value).__qualname__)
+        try:
+            config = BackendConfig.from_airflow()
+            if _is_table(value):
+                stored = _store_table(config, ids, value)
+            else:
+                stored = BaseXCom.serialize_value(value)
+                if inline_size(stored) > config.threshold:
+                    data = encode_json(stored, config.compression)
+                    python_type = type(value).__module__ + "." + type(value).__qualname__
+                    stored = _offload(config, ids, data, "json", python_type)
+        except AzBlobXComError as err:
+            _count_error("push", err)
+            raise
+        if not isinstance(stored, BlobReference):
+            _measure("push", None, ids.dag_id, ids.task_id, started)
+            return stored
+        _measure("push", (stored.format, stored.size_bytes), ids.dag_id, ids.task_id, started)
+        return stored.to_json()
 
     @staticmethod
     def deserialize_value(result: Any) -> Any:
-        ref = BlobReference.from_json(result.value)
-        if ref is None:
-            return BaseXCom.deserialize_value(result)
-        config = BackendConfig.from_airflow()
-        check_owned(config, ref)
         started = time.perf_counter()
-        if ref.format == "parquet":  # import the decoder while the blob downloads
-            in_background(importlib.import_module, "pyarrow.parquet")
-            value = decode_table(download(config, ref), ref.python_type)  # no reference kept: freed early
-        else:
-            value = decode_json(download(config, ref), ref.compression)
-        log.info(
-            "Read XCom from %s (%s, %s) in %.2f s",
-            ref.uri,
-            ref.format,
-            _human(ref.size_bytes),
-            time.perf_counter() - started,
-        )
+        try:
+            ref = BlobReference.from_json(result.value)
+            if ref is None:
+                value = BaseXCom.deserialize_value(result)
+                _measure("pull", None, "", "", started)
+                return value
+            config = BackendConfig.from_airflow()
+            check_owned(config, ref)
+            if ref.format == "parquet":  # import the decoder while the blob downloads
+                in_background(importlib.import_module, "pyarrow.parquet")
+                value = decode_table(download(config, ref), ref.python_type)  # no reference kept: freed early
+            else:
+                value = decode_json(download(config, ref), ref.compression)
+        except AzBlobXComError as err:
+            _count_error("pull", err)
+            raise
+        elapsed = _measure("pull", (ref.format, ref.size_bytes), *producer_of(ref), started)
+        log.info("Read XCom from %s (%s, %s) in %.2f s", ref.uri, ref.format, _human(ref.size_bytes), elapsed)
         return value
 
     @classmethod
@@ -732,6 +760,7 @@ class WasbXComBackend(BaseXCom):
             ref = BlobReference.from_json(getattr(xcom, "value", None))
         except XComReferenceError as err:
             log.warning("Not purging XCom: %s", err)
+            metrics.count("azblob_xcom.purges", outcome="refused")
             return
         if ref is None:
             return
@@ -740,13 +769,39 @@ class WasbXComBackend(BaseXCom):
             check_owned(config, ref)
         except AzBlobXComError as err:
             log.warning("Not purging XCom blob %s: %s", ref.uri, err)
+            metrics.count("azblob_xcom.purges", outcome="refused")
             return
         try:
             deleted = delete(config, ref)
         except Exception as err:  # best effort: a failed purge must not fail the task's new attempt
             log.warning("Could not purge XCom blob %s: %s", ref.uri, _short(err))
+            metrics.count("azblob_xcom.purges", outcome="failed")
             return
         log.info("Purged XCom blob %s" if deleted else "XCom blob %s was already gone", ref.uri)
+        metrics.count("azblob_xcom.purges", outcome="deleted" if deleted else "gone")
+
+
+def _measure(direction: str, blob: tuple[str, int] | None, dag_id: str, task_id: str, started: float) -> float:
+    """Count one value pushed or pulled; for a blob ((format, size)) also its bytes and the seconds it took (returned).
+    dag_id and task_id are the writer's: a pull names the task whose value it read."""
+    elapsed = time.perf_counter() - started
+    metrics.count("azblob_xcom.values", direction=direction, storage="blob" if blob else "inline")
+    if blob:
+        fmt, size = blob
+        tags = {"dag_id": dag_id or "unknown", "task_id": task_id or "unknown", "direction": direction, "format": fmt}
+        metrics.count("azblob_xcom.bytes", size, **tags)
+        metrics.seconds("azblob_xcom.duration", elapsed, **tags)
+    return elapsed
+
+
+def _count_error(direction: str, err: AzBlobXComError) -> None:
+    metrics.count("azblob_xcom.errors", direction=direction, error=err.metric_label)
+
+
+def producer_of(ref: BlobReference) -> tuple[str, str]:
+    """The dag_id and task_id of the task that wrote a blob, from the name XComIds.blob_name gave it."""
+    ids = dict(segment.partition("=")[::2] for segment in ref.blob_name.split("/") if "=" in segment)
+    return unquote(ids.get("dag_id", "")), unquote(ids.get("task_id", ""))
 
 
 def in_background(work: Any, *args: Any) -> threading.Thread:
@@ -763,7 +818,7 @@ def in_background(work: Any, *args: Any) -> threading.Thread:
     return thread
 
 
-def _store_table(config: BackendConfig, ids: XComIds, value: Any) -> Any:
+def _store_table(config: BackendConfig, ids: XComIds, value: Any) -> Any:  # inline form or BlobReference
     # Arrow encodes without the GIL: build the client (connection lookup, SDK import) meanwhile, unless the table is
     # small enough in memory that it may stay inline (a wrong guess costs time, never correctness).
     warming = in_background(service_client, config.conn_id) if _nbytes(value) > config.threshold else None
@@ -794,7 +849,7 @@ def _offload(
     *,
     rows: int | None = None,
     columns: int | None = None,
-) -> dict[str, Any]:
+) -> BlobReference:
     started = time.perf_counter()
     ref = BlobReference(
         container=config.container,
@@ -819,7 +874,7 @@ def _offload(
         ref.uri,
         time.perf_counter() - started,
     )
-    return ref.to_json()
+    return ref
 
 
 def _extension(fmt: str, compression: str) -> str:

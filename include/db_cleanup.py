@@ -17,17 +17,26 @@ Blob Storage. So this runs both, in this order, and is what the chart's db-clean
 Step 2 is skipped when the Blob XCom backend is not Airflow's ``[core] xcom_backend``. Exit status: 0 when both
 steps ran (skipped blobs are warnings), 1 when `airflow db clean` failed (nothing swept), 2 for bad arguments, 3 when
 the sweep failed (the rows are cleaned; the next run sweeps their blobs).
+
+Each run sends its outcome, the rows deleted per table, the blobs deleted and bytes freed, and the time of its last
+success as metrics (include/metrics.py: db_cleanup.*), where ``[metrics]`` sends Airflow's own.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import logging
+import re
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
+
+from include import metrics
 
 if TYPE_CHECKING:
     from include.azblob_xcom_backend import XComIds
@@ -87,13 +96,47 @@ def db_clean_argv(args: argparse.Namespace, now: datetime) -> list[str]:
     return argv
 
 
-def run_airflow(argv: list[str]) -> int:
-    """Run the airflow CLI in this process (one interpreter start instead of two); its exit status."""
+class RowsFound(io.TextIOBase):
+    """Passes `airflow db clean`'s output through and reads, per table, the rows it found to delete: Airflow prints
+    "Checking table <name>" and then "Found <n> rows meeting deletion criteria." and returns no counts (the two lines
+    are pinned by tests/dags/test_db_cleanup.py)."""
+
+    TABLE = re.compile(r"Checking table (\S+)$")
+    FOUND = re.compile(r"Found (\d+) rows meeting deletion criteria\.$")
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+        self.rows: dict[str, int] = {}
+        self._table: str | None = None
+        self._line = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.out.write(text)
+        *lines, self._line = (self._line + text).split("\n")
+        for line in lines:
+            if table := self.TABLE.match(line.strip()):
+                self._table = table[1]
+            elif (found := self.FOUND.match(line.strip())) and self._table:
+                self.rows[self._table] = int(found[1])
+                self._table = None
+        return len(text)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+def run_airflow(argv: list[str], stdout: Any = None) -> int:
+    """Run the airflow CLI in this process (one interpreter start instead of two), its output to ``stdout`` (default
+    sys.stdout); its exit status."""
     from airflow.__main__ import main as airflow
 
     sys.argv = ["airflow", *argv]
     try:
-        airflow()
+        with contextlib.redirect_stdout(stdout or sys.stdout):
+            airflow()
     except SystemExit as exit_:  # sys.exit() and sys.exit(0) are success
         if exit_.code is None or exit_.code == 0:
             return 0
@@ -158,13 +201,27 @@ def sweep_xcom_blobs(args: argparse.Namespace, now: datetime) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    status, outcome = clean_and_sweep(args)
+    metrics.count("db_cleanup.runs", outcome=outcome)
+    if outcome == "success":
+        metrics.gauge("db_cleanup.last_success", time.time())
+    return status
+
+
+def clean_and_sweep(args: argparse.Namespace) -> tuple[int, str]:
+    """Both steps; the exit status and the outcome the db_cleanup.runs metric counts."""
     now = datetime.now(UTC)
     clean = db_clean_argv(args, now)
     log.info("Step 1/2: airflow %s", " ".join(clean))
-    status = run_airflow(clean)
+    rows = RowsFound(sys.stdout)
+    status = run_airflow(clean, rows)
     if status != 0:
         log.error("airflow db clean exited %d: no XCom blob swept (a blob is only judged after its rows are).", status)
-        return 1
+        return 1, "db_clean_failed"
+    done = "dry_run" if args.dry_run else "success"
+    if not args.dry_run:
+        for table, count in rows.rows.items():
+            metrics.count("db_cleanup.rows", count, table=table)
     from airflow.configuration import conf
 
     from include.azblob_xcom_backend import WasbXComBackend
@@ -172,14 +229,17 @@ def main(argv: list[str]) -> int:
     backend = f"{WasbXComBackend.__module__}.{WasbXComBackend.__qualname__}"
     if conf.get("core", "xcom_backend", fallback="") != backend:
         log.info("Step 2/2 skipped: [core] xcom_backend is not %s, so no XCom is in Blob.", backend)
-        return 0
+        return 0, done
     log.info("Step 2/2: XCom blobs no row references, older than %s hours", f"{args.xcom_blob_grace_hours:g}")
     try:
-        sweep_xcom_blobs(args, now)
+        report = sweep_xcom_blobs(args, now)
     except Exception:
         log.exception("The XCom blob sweep failed (the rows are cleaned; the next run sweeps their blobs)")
-        return 3
-    return 0
+        return 3, "sweep_failed"
+    if not args.dry_run:
+        metrics.count("db_cleanup.blobs_deleted", report.get("deleted", 0))
+        metrics.count("db_cleanup.bytes_freed", report.get("deleted_bytes", 0))
+    return 0, done
 
 
 if __name__ == "__main__":

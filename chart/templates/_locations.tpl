@@ -120,3 +120,12 @@ url: {{ ternary (printf "%s://%s/" $scheme $host) "" (ne $host "") | quote }}
 {{/* statsd_exporter: the UDP port Airflow sends StatsD to, and the port Prometheus scrapes. */}}
 {{- define "airflow-azblob.statsdPort" -}}9125{{- end -}}
 {{- define "airflow-azblob.metricsPort" -}}9102{{- end -}}
+
+{{/*
+PromQL: how much a counter selection (.series) grew over .window, summed, including series that first appeared inside
+the window (increase() reads a new series' first sample as its start, so a counter the statsd_exporter creates at its
+first event would show no growth: that part is the sum of the series not there .window ago).
+*/}}
+{{- define "airflow-azblob.increase" -}}
+((sum(increase({{ .series }}[{{ .window }}])) or vector(0)) + (sum({{ .series }} unless {{ .series }} offset {{ .window }}) or vector(0)))
+{{- end -}}

@@ -8,6 +8,13 @@ Validation of values that the schema cannot express (combinations of values).
 {{- if not (has $v.executor (list "KubernetesExecutor" "LocalExecutor")) -}}
 {{- fail (printf "executor %q is not supported: set executor to KubernetesExecutor or LocalExecutor." $v.executor) -}}
 {{- end -}}
+{{- if not $v.metrics.enabled -}}
+{{- range $asked := list (ternary "metrics.serviceMonitor is always" "" (eq $v.metrics.serviceMonitor "always")) (ternary "metrics.prometheusRule is always" "" (eq $v.metrics.prometheusRule "always")) (ternary "metrics.grafanaDashboard.enabled is true" "" $v.metrics.grafanaDashboard.enabled) -}}
+{{- if $asked -}}
+{{- fail (printf "%s but metrics.enabled is false: no metrics are sent, so there is nothing to scrape, alert on or show. Set metrics.enabled=true, or leave it at its default." $asked) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- if not (has $v.dags.mode (list "image" "gitSync" "gitBundle")) -}}
 {{- fail (printf "dags.mode %q is not supported: set dags.mode to image, gitSync or gitBundle." $v.dags.mode) -}}
 {{- end -}}

@@ -47,6 +47,8 @@ from urllib.parse import quote, urlsplit
 from airflow.listeners import hookimpl
 from airflow.plugins_manager import AirflowPlugin
 
+from include import metrics
+
 log = logging.getLogger(__name__)
 
 SECTION = "alerts"
@@ -179,14 +181,17 @@ def post(settings: Settings, payload: dict[str, Any], what: str) -> bool:
     try:
         with urllib.request.urlopen(request, timeout=settings.timeout) as response:
             log.info("Failure alert for %s sent to %s (HTTP %s)", what, settings.host, response.status)
+            metrics.count("failure_alerts", outcome="sent")
             return True
     except urllib.error.HTTPError as refused:
         body = refused.read(300).decode(errors="replace")
         log.warning(
             "Failure alert for %s NOT delivered: %s answered HTTP %s: %s", what, settings.host, refused.code, body
         )
+        metrics.count("failure_alerts", outcome="refused")
     except Exception as error:  # unreachable, timed out, TLS: the alert is lost, the task is not
         log.warning("Failure alert for %s NOT delivered to %s: %s", what, settings.host, error)
+        metrics.count("failure_alerts", outcome="failed")
     return False
 
 
@@ -209,6 +214,7 @@ class BackgroundSender:
                 "Failure alert for %s NOT sent: the queue for %s is full (%d waiting)", what, settings.host,
                 self.queue.maxsize,
             )  # fmt: skip
+            metrics.count("failure_alerts", outcome="dropped")
 
     def drain(self) -> None:
         """Wait until every queued alert was sent or given up, or ``drain_seconds`` have passed."""

@@ -195,6 +195,19 @@ CASES = {
         "OpenID provider's .well-known/openid-configuration), or auth.oidc.endpoints (missing: authorizeUrl, "
         "tokenUrl, jwksUrl)",
     ),
+    "service monitor forced with metrics off": (
+        {"metrics.serviceMonitor": "always"},
+        "metrics.serviceMonitor is always but metrics.enabled is false: no metrics are sent",
+    ),
+    "alert rules forced with metrics off": (
+        {"metrics.prometheusRule": "always"},
+        "metrics.prometheusRule is always but metrics.enabled is false: no metrics are sent",
+    ),
+    "dashboard with metrics off": (
+        {"metrics.grafanaDashboard.enabled": True},
+        "metrics.grafanaDashboard.enabled is true but metrics.enabled is false: no metrics are sent, so there is "
+        "nothing to scrape, alert on or show. Set metrics.enabled=true",
+    ),
     "auth manager in config": (
         {"config": {"core": {"auth_manager": "my.AuthManager"}}},
         "config.core.auth_manager is computed by the chart: remove it from config and set auth.manager instead",
@@ -242,6 +255,9 @@ def test_misconfiguration_fails_naming_the_value_to_set(values: dict, sentence: 
         ({"auth.manager": "ldap"}, "/auth/manager"),
         ({**OIDC, "auth.oidc.scope": "email profile"}, "/auth/oidc/scope"),
         ({"apiServer.forwardedAllowIps": "ingress-nginx"}, "/apiServer/forwardedAllowIps"),
+        ({"metrics.alerts.taskFailureRatio": 25}, "/metrics/alerts/taskFailureRatio"),
+        ({"metrics.alerts.selector": '{job="airflow"}'}, "/metrics/alerts/selector"),
+        ({"metrics.alerts.queuedMinutes": 0}, "/metrics/alerts/queuedMinutes"),
     ],
     ids=[
         "unknown top-level key",
@@ -275,6 +291,9 @@ def test_misconfiguration_fails_naming_the_value_to_set(values: dict, sentence: 
         "auth manager of another kind",
         "OIDC scope without openid",
         "proxy addresses that are a name",
+        "failure ratio as a percentage",
+        "alert selector with braces",
+        "no queued minutes",
     ],
 )
 def test_values_schema_rejects_unknown_keys_and_bad_values(values: dict, where: str) -> None:

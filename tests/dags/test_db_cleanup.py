@@ -4,7 +4,8 @@ the sweep of the XCom blobs whose rows it deleted, against Azurite.
 Setup (once per module): cleanup_fixture (tests/dags/dags/retention_fixture.py) runs twice with `airflow dags
 test` (five offloaded XComs per run). The first run is made 100 days old the only way a test can: its dag_run,
 task_instance and xcom timestamps are moved back in the DB. Then the cleanup runs three times with a 30-day
-retention: a dry run, a run whose 24-hour blob grace keeps the (just uploaded) blobs, and a run with no grace.
+retention: a dry run, a run whose 24-hour blob grace keeps the (just uploaded) blobs, and a run with no grace. Each
+process sends its metrics (include/metrics.py) to a StatsD receiver of its own in this process.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
@@ -26,6 +28,7 @@ from include.azblob_xcom_backend import parse_uri
 from scripts.devstack.services import AZURITE_KEY, free_port
 from scripts.paths import ROOT
 from tests.support.airflow import DB_CLEAN_AGE_COLUMNS, dags_test, wasb_connection
+from tests.support.statsd_receiver import StatsdReceiver
 
 pytestmark = pytest.mark.slow
 
@@ -38,6 +41,8 @@ class Cleanup:
     output: str
     blobs: set[str]  # the container's blobs after the run
     runs: set[str]  # the fixture DAG's runs left in the DB
+    metrics: StatsdReceiver  # what it sent
+    dag_runs_deleted: int  # dag_run rows (of every DAG) gone during the run
 
 
 @dataclass
@@ -46,6 +51,8 @@ class Scenario:
     old: tuple[str, set[str]]  # run id, its blobs
     recent: tuple[str, set[str]]
     cleanups: dict[str, Cleanup]
+    sizes: dict[str, int]  # blob name -> bytes, before the cleanups
+    runs_metrics: list[StatsdReceiver]  # what the two `airflow dags test` runs sent
 
 
 def cleanup(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -58,6 +65,20 @@ def cleanup(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
         check=False,
         timeout=600,
     )
+
+
+def measured(env: dict[str, str], step: Any) -> tuple[Any, StatsdReceiver]:
+    """``step(env)`` with [metrics] sending to a new receiver; its result and the receiver, closed after it."""
+    receiver = StatsdReceiver()
+    try:
+        return step({**env, **receiver.env()}), receiver
+    finally:
+        receiver.close()
+
+
+def dag_run_rows(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT count(*) FROM dag_run").fetchone()[0]
 
 
 def runs_of(db: Path) -> set[str]:
@@ -97,13 +118,14 @@ def scenario(airflow_db, azurite) -> Scenario:
     }
     dags = ROOT / "tests" / "dags" / "dags"
     before = runs_of(airflow_db)
-    dags_test(FIXTURE_DAG, dags, env)
+    _, first = measured(env, lambda env: dags_test(FIXTURE_DAG, dags, env))
     (old,) = runs_of(airflow_db) - before
-    dags_test(FIXTURE_DAG, dags, env)
+    _, second = measured(env, lambda env: dags_test(FIXTURE_DAG, dags, env))
     (recent,) = runs_of(airflow_db) - before - {old}
     backdate(airflow_db, old, days=100)
     blobs = {run: blobs_of(airflow_db, run) for run in (old, recent)}
     assert all(len(names) == 5 for names in blobs.values()), blobs  # produce x3, fan_out x2
+    sizes = {blob.name: blob.size for blob in xcom.list_blobs()}
 
     cleanups = {}
     for label, args in {
@@ -111,10 +133,13 @@ def scenario(airflow_db, azurite) -> Scenario:
         "grace": [],  # the default 24 hours: every blob here is minutes old
         "real": ["--xcom-blob-grace-hours", "0"],
     }.items():
-        result = cleanup(env, "--retention-days", "30", *args)
+        dag_runs = dag_run_rows(airflow_db)
+        result, sent = measured(env, lambda env, args=args: cleanup(env, "--retention-days", "30", *args))
         output = result.stdout + result.stderr
-        cleanups[label] = Cleanup(result.returncode, output, {b.name for b in xcom.list_blobs()}, runs_of(airflow_db))
-    return Scenario(xcom, (old, blobs[old]), (recent, blobs[recent]), cleanups)
+        deleted = dag_runs - dag_run_rows(airflow_db)
+        blobs_after = {b.name for b in xcom.list_blobs()}
+        cleanups[label] = Cleanup(result.returncode, output, blobs_after, runs_of(airflow_db), sent, deleted)
+    return Scenario(xcom, (old, blobs[old]), (recent, blobs[recent]), cleanups, sizes, [first, second])
 
 
 def test_every_cleanup_run_exits_0_after_both_steps(scenario):
@@ -185,7 +210,42 @@ def test_a_sweep_that_cannot_reach_the_storage_exits_3_after_the_rows_are_cleane
         f"BlobEndpoint=http://127.0.0.1:{free_port()}/devstoreaccount1;"
     )
     env = {**os.environ, "AIRFLOW_CONN_WASB_DEFAULT": wasb_connection(dead), "AIRFLOW__AZBLOB_XCOM__RETRIES": "0"}
-    result = cleanup(env, "--retention-days", "30", "--dry-run")
+    result, sent = measured(env, lambda env: cleanup(env, "--retention-days", "30", "--dry-run"))
     output = result.stdout + result.stderr
     assert result.returncode == 3, output[-4000:]
     assert "The XCom blob sweep failed (the rows are cleaned; the next run sweeps their blobs)" in output
+    assert sent.total("db_cleanup.runs", outcome="sweep_failed") == 1
+
+
+# --------------------------------------------------------------------------------------------------- metrics
+
+
+def test_each_runs_xcom_blobs_are_counted_in_bytes_equal_to_the_blobs(scenario):
+    for sent, (run, names) in zip(scenario.runs_metrics, (scenario.old, scenario.recent), strict=True):
+        pushed = {"dag_id": FIXTURE_DAG, "direction": "push", "format": "json"}
+        assert sent.total("azblob_xcom.bytes", **pushed) == sum(scenario.sizes[name] for name in names), run
+        assert sent.total("azblob_xcom.values", direction="push", storage="blob") == 5
+        assert {s.tags["task_id"] for s in sent.samples("azblob_xcom.bytes")} == {"produce", "fan_out"}
+
+
+def test_the_cleanup_counts_the_rows_blobs_and_bytes_it_deleted_and_its_success(scenario):
+    real = scenario.cleanups["real"].metrics
+    old_blobs = scenario.old[1]
+    assert real.total("db_cleanup.blobs_deleted") == len(old_blobs)
+    assert real.total("db_cleanup.bytes_freed") == sum(scenario.sizes[name] for name in old_blobs)
+    assert real.total("db_cleanup.runs", outcome="success") == 1
+    (last,) = real.samples("db_cleanup.last_success")
+    assert last.kind == "g"
+    assert abs(last.value - datetime.now(UTC).timestamp()) < 600
+    grace = scenario.cleanups["grace"]  # the old run's rows went in this run, its blobs in the next
+    assert grace.dag_runs_deleted >= 1
+    assert grace.metrics.total("db_cleanup.rows", table="dag_run") == grace.dag_runs_deleted
+    assert grace.metrics.total("db_cleanup.blobs_deleted") == 0
+    assert real.total("db_cleanup.rows", table="dag_run") == scenario.cleanups["real"].dag_runs_deleted == 0
+
+
+def test_a_dry_run_counts_itself_and_no_deletion(scenario):
+    dry = scenario.cleanups["dry"].metrics
+    assert dry.total("db_cleanup.runs", outcome="dry_run") == 1
+    assert not dry.samples("db_cleanup.rows") + dry.samples("db_cleanup.blobs_deleted")
+    assert not dry.samples("db_cleanup.last_success")

@@ -25,6 +25,7 @@ from scripts.devstack.stack import ALERTS_WEBHOOK_ENV
 from scripts.paths import ROOT
 from tests.plugins.dags.alerts_fixture import ALERT_TITLES, ERROR, STATES
 from tests.support.airflow import AIRFLOW_BIN
+from tests.support.statsd_receiver import StatsdReceiver
 from tests.support.webhook_receiver import Receiver, titles
 
 pytestmark = pytest.mark.slow
@@ -41,10 +42,12 @@ class Run:
     states: dict[str, str]  # task_id -> final state
 
 
-def run_fixture(db: Path, **alerts: str) -> Run:
-    """One `airflow dags test alerts_fixture` with ``[alerts]`` options set from ``alerts`` (as env variables)."""
+def run_fixture(db: Path, statsd: StatsdReceiver | None = None, **alerts: str) -> Run:
+    """One `airflow dags test alerts_fixture` with ``[alerts]`` options set from ``alerts`` (as env variables), its
+    metrics sent to ``statsd``."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__ALERTS__")},  # a user's own webhook
+        **(statsd.env() if statsd else {}),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "include" / "plugins"),
         "AIRFLOW__API__BASE_URL": BASE_URL,
@@ -68,20 +71,30 @@ def runs(db: Path) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def alerted(airflow_db: Path) -> tuple[Run, list[dict[str, Any]]]:
-    with Receiver() as receiver:
-        run = run_fixture(airflow_db, webhook_url=receiver.url)
-        return run, receiver.received
+def alerted(airflow_db: Path) -> tuple[Run, list[dict[str, Any]], StatsdReceiver]:
+    statsd = StatsdReceiver()
+    try:
+        with Receiver() as receiver:
+            run = run_fixture(airflow_db, statsd, webhook_url=receiver.url)
+            return run, receiver.received, statsd
+    finally:
+        statsd.close()
 
 
 def test_each_failed_try_and_the_failed_run_send_one_alert(alerted):
-    run, messages = alerted
+    run, messages, _ = alerted
     assert run.states == STATES, run.output[-4000:]
     assert titles(messages) == ALERT_TITLES, run.output[-4000:]
 
 
+def test_each_alert_sent_is_counted(alerted):
+    _, messages, statsd = alerted
+    assert statsd.total("failure_alerts", outcome="sent") == len(messages)
+    assert statsd.total("failure_alerts") == len(messages)
+
+
 def test_a_task_alert_names_the_dag_task_try_error_and_log(alerted):
-    run, messages = alerted
+    run, messages, _ = alerted
     (final,) = (m for m in messages if m["text"].startswith("Task failed"))
     text = final["text"].splitlines()
     assert text[1:6] == [
@@ -103,7 +116,7 @@ def test_a_task_alert_names_the_dag_task_try_error_and_log(alerted):
 
 
 def test_the_run_alert_names_the_reason_and_links_the_run(alerted):
-    run, messages = alerted
+    run, messages, _ = alerted
     (alert,) = (m for m in messages if m["text"].startswith("DAG run failed"))
     text = alert["text"].splitlines()
     assert text[1:4] == ["DAG: alerts_fixture", f"Run: {run.run_id}", "Reason: task_failure"]
@@ -119,7 +132,7 @@ def test_the_run_alert_makes_no_commit_inside_the_schedulers_critical_section(al
     from airflow.utils.session import create_session
     from airflow.utils.sqlalchemy import prohibit_commit
 
-    run, _ = alerted
+    run, _, _ = alerted
     with Receiver() as receiver, create_session() as session:
         monkeypatch.setenv(ALERTS_WEBHOOK_ENV, receiver.url)
         dag_run = session.query(DagRun).filter_by(dag_id=DAG_ID, run_id=run.run_id).one()
@@ -140,26 +153,33 @@ def test_with_on_retry_off_only_the_tries_that_fail_the_task_alert(airflow_db):
 
 
 @pytest.mark.parametrize(
-    ("case", "logged"),
+    ("case", "logged", "counted"),
     [
-        ("nothing listens", "NOT delivered to 127.0.0.1"),
-        ("HTTP 500", "127.0.0.1 answered HTTP 500: recorded"),
-        ("too slow", "NOT delivered to 127.0.0.1"),
-        ("not a URL", "must be an http:// or https:// URL"),
+        ("nothing listens", "NOT delivered to 127.0.0.1", "failed"),
+        ("HTTP 500", "127.0.0.1 answered HTTP 500: recorded", "refused"),
+        ("too slow", "NOT delivered to 127.0.0.1", "failed"),
+        ("not a URL", "must be an http:// or https:// URL", None),
     ],
 )
-def test_a_webhook_that_fails_changes_no_task_state(airflow_db, case, logged):
-    if case == "nothing listens":
-        run = run_fixture(airflow_db, webhook_url=f"http://127.0.0.1:{free_port()}/hook")
-    elif case == "not a URL":
-        run = run_fixture(airflow_db, webhook_url="hooks.example.com/services/T0/B0")
-    else:
-        status, delay = (500, 0.0) if case == "HTTP 500" else (200, 3.0)
-        with Receiver(status=status, delay=delay) as receiver:
-            run = run_fixture(airflow_db, webhook_url=receiver.url, timeout="1")
+def test_a_webhook_that_fails_changes_no_task_state(airflow_db, case, logged, counted):
+    statsd = StatsdReceiver()
+    try:
+        if case == "nothing listens":
+            run = run_fixture(airflow_db, statsd, webhook_url=f"http://127.0.0.1:{free_port()}/hook")
+        elif case == "not a URL":
+            run = run_fixture(airflow_db, statsd, webhook_url="hooks.example.com/services/T0/B0")
+        else:
+            status, delay = (500, 0.0) if case == "HTTP 500" else (200, 3.0)
+            with Receiver(status=status, delay=delay) as receiver:
+                run = run_fixture(airflow_db, statsd, webhook_url=receiver.url, timeout="1")
+    finally:
+        statsd.close()
     assert run.states == STATES, run.output[-4000:]
     assert logged in run.output, run.output[-4000:]
     assert "hooks.example.com/services" not in run.output  # the URL is a credential: never logged
+    # Every alert attempted, counted as the failure it met; a URL that is not one attempts nothing.
+    assert statsd.total("failure_alerts") == statsd.total("failure_alerts", outcome=counted or "none")
+    assert statsd.total("failure_alerts") == (len(ALERT_TITLES) if counted else 0)
 
 
 def test_no_webhook_url_sends_nothing_and_logs_nothing(airflow_db):
