@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help install test test-fast lint format bench bench-large bench-local bench-metrics lifecycle-policy lock up down status demo push-dags-local
+.PHONY: help install test test-fast lint format bench bench-large bench-local bench-metrics bench-preview lifecycle-policy lock up down status demo push-dags-local
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -22,7 +22,7 @@ FAST_IGNORE := --ignore=tests/image --ignore=tests/cluster
 
 test-fast: ## The inner loop: lint and every test but the image and cluster ones (no Docker, no Kubernetes)
 	scripts/bootstrap python && scripts/bootstrap node && scripts/bootstrap helm && scripts/bootstrap postgres
-	scripts/bootstrap prometheus
+	scripts/bootstrap browser && scripts/bootstrap prometheus
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest $(FAST_IGNORE) $(PYTEST_ARGS)
@@ -65,6 +65,9 @@ bench-local: install ## Local stack: git push -> DAG runnable, and the DataFrame
 
 bench-metrics: install ## metrics.enabled's cost: per-task seconds and per XCom call, metrics on vs off -> docs/benchmarks
 	$(PY) scripts/bench_metrics.py
+
+bench-preview: install ## XCom preview of 1M/10M-row frames: latency, bytes read, memory vs pulling whole -> docs/benchmarks
+	$(PY) scripts/bench_xcom_preview.py
 
 lifecycle-policy: ## Azure lifecycle-management policy (JSON on stdout) for the log and XCom blobs of VALUES=<values.yaml>
 	@$(PY) scripts/lifecycle_policy.py $(foreach file,$(VALUES),--values $(file))

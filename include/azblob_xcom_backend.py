@@ -436,6 +436,13 @@ def decode_table(data: Any, python_type: str) -> Any:
     table = pq.read_table(pa.BufferReader(data), use_pandas_metadata=True)
     _released(data)
     del data
+    return frame_of(table, python_type)
+
+
+def frame_of(table: Any, python_type: str) -> Any:
+    """The value a Parquet XCom's Arrow table stands for: the Table itself, or the DataFrame with the dtypes, attrs,
+    categories and index freq it was written with (also used on the first rows alone, by include/xcom_preview.py).
+    Pass ``table`` without keeping a reference to it: its columns are freed as pandas takes them."""
     if python_type == "pyarrow.Table":
         return table
     # What pd.read_parquet runs: the same dtypes. Private to pandas: tests/xcom/test_private_apis.py pins it.

@@ -1,17 +1,19 @@
 """example_dataframe_pipeline on the local cluster under the KubernetesExecutor, triggered through the REST API:
 one worker pod per task, built from the chart's pod template and deleted afterwards; the DataFrame travels as a
-Parquet blob in the in-cluster Azurite; task logs are in Blob and the api-server serves them once the pods are gone.
+Parquet blob in the in-cluster Azurite; task logs are in Blob and the api-server serves them once the pods are gone;
+the image's XCom preview plugin shows the DataFrames from the api-server.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from include.azblob_xcom_backend import metadata_ids, parse_uri
+from include.azblob_xcom_backend import decode_table, metadata_ids, parse_uri
 from scripts.airflow_api import Api, run_dag, run_path
 from scripts.devstack.services import azurite_connection_string
 from scripts.localcluster.podwatch import EXECUTOR_SELECTOR, PodLife, PodWatch
@@ -119,3 +121,24 @@ def test_task_logs_are_in_blob_and_served_by_the_api_server_after_the_pods_are_g
     assert all(pod.deleted for pod in dataframe_run.pods.values())  # nothing left to serve them from but Blob
     content = api.call("GET", f"{dataframe_run.path}/taskInstances/extract/logs/1?full_content=true")["content"]
     assert "Stored XCom 'return_value' (pandas.DataFrame, 200,000 x 5" in json.dumps(content)
+
+
+def test_the_api_servers_xcom_preview_shows_the_blobs_first_rows_and_the_inline_frame(
+    dataframe_run: Run, api: Api, blobs: BlobServiceClient
+) -> None:
+    """include/plugins/xcom_preview.py as the image's api-server loads it: extract's 200k-row blob read in ranges,
+    its dtypes and first rows equal to the blob's; transform's small aggregate, inline in the DB row, as a table."""
+    ids = f"dag_id={DAG_ID}&run_id={quote(dataframe_run.run_id)}"
+    shown = api.call("GET", f"/xcom-preview/api/preview?{ids}&task_id=extract&rows=5")
+    reference = api.call("GET", f"{dataframe_run.path}/taskInstances/extract/xcomEntries/return_value")["value"]
+    assert shown["reference"] == reference
+    assert shown["bytes_read"] < reference["size_bytes"]
+    stored = blobs.get_blob_client(*parse_uri(reference["uri"])).download_blob().readall()
+    orders = decode_table(bytearray(stored), "pandas.DataFrame")
+    assert [column["dtype"] for column in shown["schema"]] == [str(dtype) for dtype in orders.dtypes]
+    head = orders.head(5)
+    assert shown["rows"] == [
+        [str(i), *map(str, row)] for i, row in zip(head.index, head.itertuples(index=False), strict=True)
+    ]
+    transform = api.call("GET", f"/xcom-preview/api/preview?{ids}&task_id=transform")
+    assert (transform["storage"], transform["kind"], len(transform["rows"])) == ("inline", "table", 100)

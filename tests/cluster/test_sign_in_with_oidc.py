@@ -25,7 +25,7 @@ import pytest
 import requests
 import yaml
 
-from scripts.airflow_api import Api, ApiError, wait_for
+from scripts.airflow_api import Api, ApiError, NotFound, wait_for
 from scripts.devstack.services import free_port, wait_for_port
 from scripts.localcluster.cluster import NODE_IP
 from scripts.paths import OIDC_PROVIDER
@@ -201,6 +201,20 @@ def test_a_viewer_reads_but_cannot_trigger_and_an_unmapped_user_reads_nothing(si
     nobody = api_as(token_of("carol", signed_in), signed_in)
     with pytest.raises(ApiError, match="403"):
         nobody.call("GET", f"/api/v2/dags/{DAG_ID}")
+
+
+def test_the_xcom_preview_asks_fab_whether_the_user_may_read_the_dags_xcoms(signed_in: SignIn) -> None:
+    """include/plugins/xcom_preview.py in the image's api-server: the viewer (Viewer may read XComs) is let through to
+    the lookup (no such run: 404 naming the XCom), the unmapped user is refused (403), no one signed in gets 401."""
+    path = f"/xcom-preview/api/preview?dag_id={DAG_ID}&run_id=no-such-run&task_id=extract"
+    viewer = api_as(token_of("bob", signed_in), signed_in)
+    with pytest.raises(NotFound, match=r"No XCom 'return_value' of example_dataframe_pipeline\.extract"):
+        viewer.call("GET", path)
+    nobody = api_as(token_of("carol", signed_in), signed_in)
+    with pytest.raises(ApiError, match="answered 403"):
+        nobody.call("GET", path)
+    with pytest.raises(ApiError, match="answered 401"):
+        Api(signed_in.base).call("GET", path)
 
 
 def test_a_wrong_password_at_the_provider_signs_nobody_in(signed_in: SignIn) -> None:

@@ -7,6 +7,7 @@ re-run purges -> retention sweep -> stop leaves no process behind.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -14,19 +15,31 @@ import signal
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from include.azblob_xcom_backend import metadata_ids, parse_uri
+from include.azblob_xcom_backend import decode_table, metadata_ids, parse_uri
 from scripts import airflow_api
 from scripts.devstack.services import azurite_connection_string, free_port
 from scripts.devstack.stack import stack_processes
 from scripts.paths import ROOT
+from tests.support.browser import (
+    browser_errors,
+    chromium,
+    click_text,
+    sign_in,
+    table_cells,
+    wait_for_element,
+    wait_for_text,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -36,6 +49,8 @@ LOCAL_STACK = ROOT / "scripts" / "local-stack"
 REGISTER_BOUND_S = 120  # GitDagBundle refresh (10 s) + dag-processor parse loop + slack for a loaded CI machine
 LOG_UPLOAD_BOUND_S = 60  # the supervisor uploads a task's log after the task has reported its state
 RUN_BOUND_S = 300
+EXAMPLE_RUNS = "/api/v2/dags/example_dataframe_pipeline/dagRuns"
+SCREENSHOTS = ROOT / ".local" / "screenshots"  # ignored; docs/images/xcom-preview.png is one of these
 
 
 @dataclass
@@ -75,6 +90,12 @@ class Stack:
     def log_text(self, run_id: str, task_id: str, try_number: int) -> str:
         path = f"{self.run_path(run_id)}/taskInstances/{task_id}/logs/{try_number}?full_content=true"
         return json.dumps(self.api.call("GET", path)["content"])
+
+    def download(self, path: str) -> bytes:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.api_port}{path}")
+        request.add_header("Authorization", f"Bearer {self.api.token}")
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.read()
 
     def blob_exists(self, uri: str) -> bool:
         container, name = parse_uri(uri)
@@ -266,6 +287,82 @@ def test_demo_runs_the_example_and_shows_states_references_and_blobs(stack):
     assert "blob airflow-xcom/dag_id=example_dataframe_pipeline/" in out
     assert "blob airflow-logs/logs/dag_id=example_dataframe_pipeline/" in out
     assert "attempt=1.log" in out
+
+
+def test_the_api_server_previews_the_examples_xcoms_and_streams_the_blob(stack):
+    """include/plugins/xcom_preview.py in the stack's api-server: the demo's run of example_dataframe_pipeline."""
+    runs = stack.api.call("GET", f"{EXAMPLE_RUNS}?order_by=-run_after&limit=1")
+    ids = f"dag_id=example_dataframe_pipeline&run_id={quote(runs['dag_runs'][0]['dag_run_id'])}"
+    extract = stack.api.call("GET", f"/xcom-preview/api/preview?{ids}&task_id=extract&rows=5")
+    assert (extract["storage"], extract["kind"], extract["total_rows"]) == ("blob", "table", 200_000)
+    # The first rows and dtypes equal the stored DataFrame's, downloaded whole through the same app, as stored.
+    stored = stack.download(f"/xcom-preview/api/download?{ids}&task_id=extract")
+    assert hashlib.sha256(stored).hexdigest() == extract["reference"]["sha256"]
+    orders = decode_table(bytearray(stored), "pandas.DataFrame")
+    assert [column["name"] for column in extract["schema"]] == ["order_id", "city", "amount", "coupon", "ordered_at"]
+    assert [column["dtype"] for column in extract["schema"]] == [str(dtype) for dtype in orders.dtypes]
+    head = orders.head(5)
+    rows = zip(head.index, head.itertuples(index=False), strict=True)
+    assert extract["rows"] == [[str(i), *map(str, row)] for i, row in rows]
+    csv = stack.download(f"/xcom-preview/api/download?{ids}&task_id=extract&as=csv").decode()
+    assert csv.splitlines()[0] == ",order_id,city,amount,coupon,ordered_at"
+    assert len(csv.splitlines()) == 200_001
+    transform = stack.api.call("GET", f"/xcom-preview/api/preview?{ids}&task_id=transform")
+    assert (transform["storage"], transform["kind"]) == ("inline", "table")
+    assert stack.api.call("GET", f"/xcom-preview/api/verify?{ids}&task_id=extract")["ok"] is True
+    # The UI's tab: the link as the UI fills it for a task that is not mapped.
+    page = stack.download(f"/xcom-preview/view?{ids}&task_id=extract&map_index=%7BMAP_INDEX%7D").decode()
+    assert "First 100 of 200,000 rows" in page
+    assert f"<td>ordered_at</td><td>{orders['ordered_at'].dtype}</td>" in page
+    plugins = stack.api.call("GET", "/api/v2/plugins")["plugins"]
+    (views,) = [plugin["external_views"] for plugin in plugins if plugin["name"] == "xcom_preview"]
+    assert [(view["destination"], view["url_route"]) for view in views] == [("task_instance", "xcom-preview")]
+
+
+def test_the_xcom_preview_answers_only_a_signed_in_caller(stack):
+    url = f"http://127.0.0.1:{stack.api_port}/xcom-preview/api/preview?dag_id=example_dataframe_pipeline&run_id=x"
+    with pytest.raises(urllib.error.HTTPError) as anonymous:
+        urllib.request.urlopen(f"{url}&task_id=extract", timeout=30)
+    assert anonymous.value.code == 401
+    with pytest.raises(airflow_api.NotFound, match=r"No XCom 'return_value' of example_dataframe_pipeline\.extract"):
+        stack.api.call("GET", url.removeprefix(f"http://127.0.0.1:{stack.api_port}") + "&task_id=extract")
+
+
+def test_a_browser_sees_the_transform_tasks_rows_in_the_preview_tab_and_the_extract_log(stack, tmp_path):
+    """Chromium, signed in through the UI's own form: the task instance page's "XCom preview" tab (the plugin's
+    external view, an iframe) shows transform's aggregate exactly as pandas computes it from extract's blob, then
+    the extract task's log, which the api-server reads from Blob. No console errors on the way."""
+    run_id = stack.api.call("GET", f"{EXAMPLE_RUNS}?order_by=-run_after&limit=1")["dag_runs"][0]["dag_run_id"]
+    ids = f"dag_id=example_dataframe_pipeline&run_id={quote(run_id)}"
+    blob = stack.download(f"/xcom-preview/api/download?{ids}&task_id=extract")
+    orders = decode_table(bytearray(blob), "pandas.DataFrame")
+    orders["hour"] = orders["ordered_at"].dt.floor("h")  # transform's code (dags/example_dataframe_pipeline.py)
+    expected = orders.groupby(["city", "hour"], observed=True).agg(
+        orders=("order_id", "count"), revenue=("amount", "sum"), coupons=("coupon", "count")
+    )
+    head = expected.head(100)
+    base = f"http://127.0.0.1:{stack.api_port}"
+    password = json.loads((stack.state / "secrets.json").read_text())["admin_password"]
+    with chromium(tmp_path / "profile") as browser:
+        sign_in(browser, base, "admin", password)
+        browser.get(f"{base}/dags/example_dataframe_pipeline/runs/{quote(run_id)}/tasks/transform/plugin/xcom-preview")
+        browser.switch_to.frame(wait_for_element(browser, "iframe"))
+        table = wait_for_element(browser, "table#rows")
+        shown = table_cells(table)
+        dtypes = table_cells(browser.find_element("xpath", "//h2[text()='Schema']/following-sibling::table[1]"))
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(SCREENSHOTS / "xcom-preview.png"))
+        browser.switch_to.default_content()
+        errors = browser_errors(browser)
+        browser.get(f"{base}/dags/example_dataframe_pipeline/runs/{quote(run_id)}/tasks/extract")
+        wait_for_text(browser, "[200000 rows x 5 columns]")  # the task's log line of the frame it returned
+        click_text(browser, "Log message source details")
+        wait_for_text(browser, f"/airflow-logs/logs/dag_id=example_dataframe_pipeline/run_id={run_id}/task_id=extract/")
+        errors += browser_errors(browser)
+    rows = zip(head.index, head.itertuples(index=False), strict=True)
+    assert shown == [[*map(str, index), *map(str, values)] for index, values in rows]
+    assert dtypes == [[name, str(dtype)] for name, dtype in head.dtypes.items()]
+    assert not errors
 
 
 def test_stopping_the_stack_leaves_no_process_behind(stack):
