@@ -22,6 +22,8 @@ blob or unreachable storage raises an error that names the reference; it never r
 
 from __future__ import annotations
 
+import base64
+import collections
 import contextlib
 import hashlib
 import importlib
@@ -33,7 +35,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
@@ -42,7 +44,6 @@ from airflow.sdk.bases.xcom import BaseXCom
 from include import metrics
 
 if TYPE_CHECKING:
-    import pyarrow as pa
     from azure.storage.blob import BlobClient, BlobServiceClient
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,9 @@ REFERENCE_MARKER = "azblob_xcom_ref"
 REFERENCE_VERSION = 1
 CODECS = ("zstd", "lz4", "gzip", "brotli", "none")
 TRANSFER_BLOCK_BYTES = 32 * 1024 * 1024
+# A table is pushed as it is encoded: blocks of this size are staged while the next row group is written.
+STAGED_BLOCK_BYTES = 8 * 1024 * 1024
+ROW_GROUP_ROWS = 1024 * 1024  # pyarrow's default: the file layout pq.write_table gives
 FORMATS = ("parquet", "json")
 PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
 PANDAS_ATTRS_KEY = b"PANDAS_ATTRS"  # where pandas itself keeps DataFrame.attrs in Parquet
@@ -346,18 +350,21 @@ def _parquet_codec(compression: str) -> str:
     return "NONE" if compression == "none" else compression
 
 
-def encode_table(value: Any, compression: str) -> tuple[pa.Buffer, str, int, int]:
-    """Parquet bytes of a DataFrame or Table, its type name, and its row and column counts."""
+def encode_table(value: Any, compression: str, sink: Any) -> tuple[str, int, int]:
+    """Write a DataFrame or Table as Parquet into ``sink`` (a writable file object), one row group of
+    ROW_GROUP_ROWS rows at a time: of a DataFrame, only one row group's Arrow copy exists at once. Returns the value's
+    type name and its row and column counts."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    sink = pa.BufferOutputStream()
-    if isinstance(value, pd.DataFrame):
-        try:
-            table = pa.Table.from_pandas(value)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:
-            raise XComSerializationError(_unparquetable_message(value, err)) from err
+    codec = _parquet_codec(compression)
+    if not isinstance(value, pd.DataFrame):
+        with pq.ParquetWriter(sink, value.schema, compression=codec) as writer:
+            writer.write_table(value, row_group_size=ROW_GROUP_ROWS)
+        return "pyarrow.Table", value.num_rows, value.num_columns
+    try:
+        schema = pa.Schema.from_pandas(value)  # the whole frame's: its index range, each column's one type
         # pandas' own metadata restores index, dtypes and names; attrs, full categories and an index freq
         # need keys of their own (pandas keeps attrs under PANDAS_ATTRS itself when it reads).
         extra = {PANDAS_ATTRS_KEY: json.dumps(value.attrs)} if value.attrs else {}
@@ -365,12 +372,17 @@ def encode_table(value: Any, compression: str) -> tuple[pa.Buffer, str, int, int
             extra[CATEGORIES_KEY] = json.dumps(categoricals)
         if freq := getattr(value.index, "freqstr", None):  # a DatetimeIndex's freq is not kept by Parquet
             extra[INDEX_FREQ_KEY] = freq
-        if extra:
-            table = table.replace_schema_metadata({**table.schema.metadata, **extra})
-        pq.write_table(table, sink, compression=_parquet_codec(compression))
-        return sink.getvalue(), "pandas.DataFrame", len(value), len(value.columns)
-    pq.write_table(value, sink, compression=_parquet_codec(compression))
-    return sink.getvalue(), "pyarrow.Table", value.num_rows, value.num_columns
+        schema = schema.with_metadata({**schema.metadata, **extra})
+        with pq.ParquetWriter(sink, schema, compression=codec) as writer:
+            for start in range(0, len(value), ROW_GROUP_ROWS):
+                part = pa.Table.from_pandas(value.iloc[start : start + ROW_GROUP_ROWS])
+                if not part.schema.equals(schema, check_metadata=False):  # e.g. a column all None in this part
+                    part = part.cast(schema)
+                writer.write_table(part, row_group_size=ROW_GROUP_ROWS)
+                del part
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:
+        raise XComSerializationError(_unparquetable_message(value, err)) from err
+    return "pandas.DataFrame", len(value), len(value.columns)
 
 
 def _categorical_columns(df: Any) -> dict[str, dict[str, Any]]:
@@ -595,13 +607,16 @@ class _MemoryWriter(io.RawIOBase):
         return size
 
 
+def _media_type(fmt: str) -> str:
+    return PARQUET_MEDIA_TYPE if fmt == "parquet" else "application/json"
+
+
 def upload(config: BackendConfig, blob_name: str, data: Any, ids: XComIds, ref_fields: dict[str, str]) -> None:
     """Upload ``data`` (bytes or a pyarrow Buffer) as a new blob, creating the container on first use."""
-    from azure.core.exceptions import AzureError, ResourceNotFoundError
+    from azure.core.exceptions import AzureError
     from azure.storage.blob import ContentSettings
 
     blob = _blob_client(config, config.container, blob_name)
-    media_type = PARQUET_MEDIA_TYPE if ref_fields["format"] == "parquet" else "application/json"
     metadata = {**ids.blob_metadata(), **ref_fields}
     size = len(data) if isinstance(data, bytes) else data.size
 
@@ -613,25 +628,132 @@ def upload(config: BackendConfig, blob_name: str, data: Any, ids: XComIds, ref_f
             length=size,
             overwrite=False,
             metadata=metadata,
-            content_settings=ContentSettings(content_type=media_type),
+            content_settings=ContentSettings(content_type=_media_type(ref_fields["format"])),
             max_concurrency=config.max_concurrency,
             retry_total=config.retries,
         )
 
-    where = f"{URI_SCHEME}{config.container}/{blob_name}"
     try:
-        try:
-            put()
-        except ResourceNotFoundError as err:
-            if getattr(err, "error_code", None) != "ContainerNotFound":
-                raise
-            _ensure_container(config, config.container)
-            put()
+        _creating_container(config, put)
     except AzureError as err:
-        raise XComStorageError(
-            f"Could not upload XCom {ids.key!r} of {ids.dag_id}.{ids.task_id} (run {ids.run_id}, map_index "
-            f"{ids.map_index}) to {where} through connection {config.conn_id!r}: {_short(err)}"
-        ) from err
+        raise _upload_error(config, ids, blob_name, err) from err
+
+
+def _creating_container(config: BackendConfig, write: Any) -> Any:
+    """``write()``, and once more after creating the container if it reported the container missing."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        return write()
+    except ResourceNotFoundError as err:
+        if getattr(err, "error_code", None) != "ContainerNotFound":
+            raise
+        _ensure_container(config, config.container)
+        return write()
+
+
+def _upload_error(config: BackendConfig, ids: XComIds, blob_name: str, err: Exception) -> XComStorageError:
+    return XComStorageError(
+        f"Could not upload XCom {ids.key!r} of {ids.dag_id}.{ids.task_id} (run {ids.run_id}, map_index "
+        f"{ids.map_index}) to {URI_SCHEME}{config.container}/{blob_name} through connection {config.conn_id!r}: "
+        f"{_short(err)}"
+    )
+
+
+class BlobWriter(io.RawIOBase):
+    """A new blob written as a stream (the Parquet writer's sink): the bytes are hashed as they come and, once
+    there are more than STAGED_BLOCK_BYTES, staged as blocks, at most ``max_concurrency`` in flight, so a push holds
+    a few blocks and never the file. Nothing is visible until ``commit`` (a block blob is its committed block list;
+    Azure discards uncommitted blocks after a week): a push that fails half-way leaves no blob. A value that fits in
+    one block stays in memory, for the inline check (``whole``), and ``commit`` uploads it in one request."""
+
+    def __init__(self, config: BackendConfig, ids: XComIds, blob_name: str, client_ready: Any = None) -> None:
+        self.config, self.ids, self.blob_name = config, ids, blob_name
+        self.client_ready = client_ready  # a thread building the client: the first block waits for it
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.buffer = bytearray()  # written, not staged yet
+        self.block_ids: list[str] = []
+        self.in_flight: collections.deque[Any] = collections.deque()
+        self.pool: Any = None  # and self.blob, the client: made when the first block is staged
+        self.blob: Any = None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        self.buffer += data
+        while len(self.buffer) > STAGED_BLOCK_BYTES:  # ">": a value of exactly one block stays whole
+            self._stage(bytes(self.buffer[:STAGED_BLOCK_BYTES]))
+            del self.buffer[:STAGED_BLOCK_BYTES]
+        return len(data)
+
+    @property
+    def staged(self) -> bool:
+        return bool(self.block_ids)
+
+    def whole(self) -> bytes:
+        """Everything written, while nothing was staged."""
+        if self.staged:
+            raise RuntimeError("the value was staged in blocks: it is not held whole")
+        return bytes(self.buffer)
+
+    def _stage(self, block: bytes) -> None:
+        if self.pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            if self.client_ready is not None:
+                self.client_ready.join()  # one client: the blocks must not build a second one beside it
+            self.blob = _blob_client(self.config, self.config.container, self.blob_name)
+            self.pool = ThreadPoolExecutor(self.config.max_concurrency, thread_name_prefix="azblob-xcom-block")
+        while len(self.in_flight) >= self.config.max_concurrency:
+            self._settle(self.in_flight.popleft())
+        block_id = base64.b64encode(f"{len(self.block_ids):08d}".encode()).decode()
+        self.block_ids.append(block_id)
+        stage = partial(self.blob.stage_block, block_id, block, length=len(block), retry_total=self.config.retries)
+        self.in_flight.append(self.pool.submit(_creating_container, self.config, stage))
+
+    def _settle(self, staging: Any) -> None:
+        from azure.core.exceptions import AzureError
+
+        try:
+            staging.result()
+        except AzureError as err:
+            raise _upload_error(self.config, self.ids, self.blob_name, err) from err
+
+    def commit(self, ref_fields: dict[str, str]) -> None:
+        """Make the blob: the blocks staged and the rest as one block list, or the whole value in one upload."""
+        from azure.core.exceptions import AzureError
+        from azure.storage.blob import ContentSettings
+
+        if not self.staged:
+            upload(self.config, self.blob_name, self.whole(), self.ids, ref_fields)
+            return
+        if self.buffer:
+            self._stage(bytes(self.buffer))
+            self.buffer.clear()
+        while self.in_flight:
+            self._settle(self.in_flight.popleft())
+        try:
+            self.blob.commit_block_list(
+                self.block_ids,
+                metadata={**self.ids.blob_metadata(), **ref_fields},
+                content_settings=ContentSettings(content_type=_media_type(ref_fields["format"])),
+                retry_total=self.config.retries,
+            )
+        except AzureError as err:
+            raise _upload_error(self.config, self.ids, self.blob_name, err) from err
+
+    def close(self) -> None:
+        """Stop staging (after commit, or when the push failed: the staged blocks are never committed)."""
+        if self.pool is not None:
+            for staging in self.in_flight:
+                staging.cancel()
+            self.pool.shutdown(wait=True)
+            self.pool = None
+        super().close()
 
 
 def download(config: BackendConfig, ref: BlobReference) -> bytearray:
@@ -826,18 +948,25 @@ def in_background(work: Any, *args: Any) -> threading.Thread:
 
 
 def _store_table(config: BackendConfig, ids: XComIds, value: Any) -> Any:  # inline form or BlobReference
+    """Parquet, written straight into the blob's staged blocks (BlobWriter) unless it is small enough to stay inline."""
+    started = time.perf_counter()
     # Arrow encodes without the GIL: build the client (connection lookup, SDK import) meanwhile, unless the table is
     # small enough in memory that it may stay inline (a wrong guess costs time, never correctness).
     warming = in_background(service_client, config.conn_id) if _nbytes(value) > config.threshold else None
-    data, python_type, rows, columns = encode_table(value, config.compression)
-    # The inline form is hex-encoded Parquet (about twice these bytes): only a small frame can stay inline.
-    if data.size <= config.threshold and python_type == "pandas.DataFrame":
-        serialized = BaseXCom.serialize_value(value)
-        if inline_size(serialized) <= config.threshold:
-            return serialized
-    if warming:
-        warming.join()  # one client: the upload must not build a second one beside it
-    return _offload(config, ids, data, "parquet", python_type, rows=rows, columns=columns)
+    with BlobWriter(config, ids, ids.blob_name(config.prefix, "parquet"), client_ready=warming) as sink:
+        python_type, rows, columns = encode_table(value, config.compression, sink)
+        # The inline form is hex-encoded Parquet (about twice these bytes): only a small frame can stay inline.
+        if not sink.staged and sink.size <= config.threshold and python_type == "pandas.DataFrame":
+            serialized = BaseXCom.serialize_value(value)
+            if inline_size(serialized) <= config.threshold:
+                return serialized
+        if warming:
+            warming.join()  # one client: the upload must not build a second one beside it
+        shape = {"python_type": python_type, "rows": rows, "columns": columns}
+        ref = _reference(config, sink.blob_name, "parquet", size=sink.size, sha256=sink.digest.hexdigest(), **shape)
+        sink.commit({"format": "parquet", "sha256": ref.sha256})
+    _log_stored(ids, ref, started)
+    return ref
 
 
 def _nbytes(table: Any) -> int:
@@ -853,35 +982,53 @@ def _offload(
     data: Any,
     fmt: str,
     python_type: str,
+) -> BlobReference:
+    started = time.perf_counter()
+    size = len(data) if isinstance(data, bytes) else data.size
+    sha256 = hashlib.sha256(memoryview(data)).hexdigest()
+    blob_name = ids.blob_name(config.prefix, _extension(fmt, config.compression))
+    ref = _reference(config, blob_name, fmt, size=size, sha256=sha256, python_type=python_type)
+    upload(config, ref.blob_name, data, ids, {"format": fmt, "sha256": ref.sha256})
+    _log_stored(ids, ref, started)
+    return ref
+
+
+def _reference(
+    config: BackendConfig,
+    blob_name: str,
+    fmt: str,
     *,
+    size: int,
+    sha256: str,
+    python_type: str,
     rows: int | None = None,
     columns: int | None = None,
 ) -> BlobReference:
-    started = time.perf_counter()
-    ref = BlobReference(
+    return BlobReference(
         container=config.container,
-        blob_name=ids.blob_name(config.prefix, _extension(fmt, config.compression)),
+        blob_name=blob_name,
         format=fmt,
         compression=config.compression,
-        size_bytes=len(data) if isinstance(data, bytes) else data.size,
-        sha256=hashlib.sha256(memoryview(data)).hexdigest(),
+        size_bytes=size,
+        sha256=sha256,
         python_type=python_type,
         rows=rows,
         columns=columns,
     )
-    upload(config, ref.blob_name, data, ids, {"format": fmt, "sha256": ref.sha256})
-    shape = f", {rows:,} x {columns}" if rows is not None else ""
+
+
+def _log_stored(ids: XComIds, ref: BlobReference, started: float) -> None:
+    shape = f", {ref.rows:,} x {ref.columns}" if ref.rows is not None else ""
     log.info(
         "Stored XCom %r (%s%s, %s %s) at %s in %.2f s",
         ids.key,
-        python_type,
+        ref.python_type,
         shape,
-        fmt,
+        ref.format,
         _human(ref.size_bytes),
         ref.uri,
         time.perf_counter() - started,
     )
-    return ref
 
 
 def _extension(fmt: str, compression: str) -> str:

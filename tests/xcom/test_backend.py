@@ -255,15 +255,47 @@ def test_every_push_gets_its_own_blob(xcom_env):
     assert push(df)["uri"] != push(df)["uri"]
 
 
-def test_large_blobs_move_in_32_mib_blocks(xcom_env, azurite):
-    """Above 64 MiB the SDK stages blocks: ours are 32 MiB (the SDK's default of 4 MiB is much slower)."""
+def test_a_large_table_is_staged_in_blocks_as_it_is_encoded(xcom_env, azurite):
+    """Past one block the Parquet writer's bytes go out as 8 MiB blocks while the next row group is encoded; the blob
+    is the committed list of them, with the SHA-256 of all the bytes."""
     rng = np.random.default_rng(1)
     table = pa.table({"noise": pa.array([rng.bytes(1 << 20) for _ in range(70)], pa.binary())})
     stored = push(table)
     assert stored["size_bytes"] > 64 * 1024 * 1024
-    blocks = blob_client(azurite, stored).get_block_list("committed")[0]
-    assert [block.size for block in blocks[:-1]] == [32 * 1024 * 1024] * (len(blocks) - 1)
+    client = blob_client(azurite, stored)
+    blocks = client.get_block_list("committed")[0]
+    assert [block.size for block in blocks[:-1]] == [backend.STAGED_BLOCK_BYTES] * (len(blocks) - 1)
+    assert sum(block.size for block in blocks) == stored["size_bytes"]
+    assert hashlib.sha256(client.download_blob().readall()).hexdigest() == stored["sha256"]
+    assert client.get_blob_properties().metadata["sha256"] == stored["sha256"]
     assert pull(stored).equals(table)
+
+
+def test_a_push_that_fails_half_way_leaves_no_blob(xcom_env, azurite, monkeypatch):
+    """The container is deleted, with the blocks staged so far, while the frame is still being encoded: the push
+    fails naming the blob, and no blob is left (a block blob exists only once its block list is committed)."""
+    container = f"half-way-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("AIRFLOW__AZBLOB_XCOM__CONTAINER", container)
+    monkeypatch.setattr(backend, "STAGED_BLOCK_BYTES", 1 << 20)
+    monkeypatch.setattr(backend, "ROW_GROUP_ROWS", 20_000)
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    stage = backend.BlobWriter._stage
+
+    def stage_then_drop_the_container(writer: backend.BlobWriter, block: bytes) -> None:
+        stage(writer, block)
+        if len(writer.block_ids) == 2:
+            while writer.in_flight:
+                writer._settle(writer.in_flight.popleft())
+            service.delete_container(container)
+
+    monkeypatch.setattr(backend.BlobWriter, "_stage", stage_then_drop_the_container)
+    with pytest.raises(
+        backend.XComStorageError,
+        match=rf"Could not upload XCom 'return_value' of etl\.extract .* to xcom_wasb://{container}/",
+    ):
+        push(rich_frame(300_000))
+    left = service.get_container_client(container)
+    assert not left.exists() or not list(left.list_blobs())
 
 
 def test_missing_container_is_created(xcom_env, azurite, monkeypatch):

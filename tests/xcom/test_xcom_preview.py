@@ -142,17 +142,7 @@ def test_the_download_streams_the_blob_as_stored_and_checks_its_checksum(xcom_en
 
 
 def test_the_csv_download_is_the_dataframes_csv_row_group_by_row_group(xcom_env: dict[str, str], monkeypatch) -> None:
-    original = backend.encode_table
-
-    def in_groups(value: Any, compression: str) -> Any:
-        import pyarrow.parquet as pq
-
-        data, python_type, rows, columns = original(value, compression)
-        sink = pa.BufferOutputStream()
-        pq.write_table(pq.read_table(pa.BufferReader(data)), sink, compression=compression, row_group_size=1000)
-        return sink.getvalue(), python_type, rows, columns
-
-    monkeypatch.setattr(backend, "encode_table", in_groups)
+    monkeypatch.setattr(backend, "ROW_GROUP_ROWS", 1000)
     df = orders(3500)
     parts = list(xcom_preview.csv_chunks(push(df)))
     assert len(parts) == 4
