@@ -56,6 +56,7 @@ CODECS = ("zstd", "lz4", "gzip", "brotli", "none")
 TRANSFER_BLOCK_BYTES = 32 * 1024 * 1024
 # A table is pushed as it is encoded: blocks of this size are staged while the next row group is written.
 STAGED_BLOCK_BYTES = 8 * 1024 * 1024
+PREVIEW_MAX_ROWS = 1000  # the most rows the UI's XCom preview shows (include/xcom_preview.py)
 ROW_GROUP_ROWS = 1024 * 1024  # pyarrow's default: the file layout pq.write_table gives
 FORMATS = ("parquet", "json")
 PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
@@ -123,6 +124,7 @@ class BackendConfig:
     compression: str = "zstd"
     max_concurrency: int = 4
     retries: int = 3
+    preview_rows: int = 100
 
     @classmethod
     def from_airflow(cls) -> BackendConfig:
@@ -142,6 +144,7 @@ class BackendConfig:
             compression=_valid_codec(option("compression")),
             max_concurrency=_whole_number(option("max_concurrency"), "max_concurrency", minimum=1),
             retries=_whole_number(option("retries"), "retries", minimum=0),
+            preview_rows=_whole_number(option("preview_rows"), "preview_rows", minimum=1, maximum=PREVIEW_MAX_ROWS),
         )
 
 
@@ -155,13 +158,14 @@ def _require(value: str, name: str, what: str) -> str:
     return value
 
 
-def _whole_number(raw: str, name: str, *, minimum: int) -> int:
+def _whole_number(raw: str, name: str, *, minimum: int, maximum: int | None = None) -> int:
     try:
         number = int(raw)
     except ValueError:
         number = None
-    if number is None or number < minimum:
-        raise XComConfigError(f"{_setting(name)} must be a whole number >= {minimum}; got {raw!r}.")
+    if number is None or number < minimum or (maximum is not None and number > maximum):
+        bounds = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        raise XComConfigError(f"{_setting(name)} must be a whole number {bounds}; got {raw!r}.")
     return number
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from include.azblob_xcom_backend import (
+    PREVIEW_MAX_ROWS,
     BackendConfig,
     BlobReference,
     XComBlobNotFoundError,
@@ -39,8 +40,6 @@ from include.azblob_xcom_backend import (
     service_client,
 )
 
-DEFAULT_ROWS = 100
-MAX_ROWS = 1000
 CELL_CHARS = 200
 TEXT_BYTES = 64 * 1024
 CHUNK_BYTES = 4 * 1024 * 1024  # a download's pieces: memory per request stays at this, whatever the blob's size
@@ -128,12 +127,14 @@ class Preview:
         return self.__dict__.copy()
 
 
-def preview(stored: Any, rows: int = DEFAULT_ROWS, config: BackendConfig | None = None) -> Preview:
-    """The preview of an XCom whose DB value is ``stored`` (the JSON the metadata DB holds)."""
+def preview(stored: Any, rows: int | None = None, config: BackendConfig | None = None) -> Preview:
+    """The preview of an XCom whose DB value is ``stored`` (the JSON the metadata DB holds), with its first ``rows``
+    rows ([azblob_xcom] preview_rows when not given, at most PREVIEW_MAX_ROWS)."""
+    config = config or BackendConfig.from_airflow()
+    rows = min(rows or config.preview_rows, PREVIEW_MAX_ROWS)
     ref = BlobReference.from_json(stored)
     if ref is None:
         return _inline(stored, rows)
-    config = config or BackendConfig.from_airflow()
     check_owned(config, ref)
     source = RangedBlob(config, ref)
     shown = _table_head(source, ref, rows) if ref.format == "parquet" else _json_head(source, ref)

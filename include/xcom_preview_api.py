@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from sqlalchemy import select
 
 from include import xcom_preview, xcom_preview_page
-from include.azblob_xcom_backend import AzBlobXComError, XComBlobNotFoundError
+from include.azblob_xcom_backend import PREVIEW_MAX_ROWS, AzBlobXComError, XComBlobNotFoundError
 
 # No docs pages: the API's own /docs describes Airflow's API, and these would be served without a sign-in.
 app = FastAPI(title="XCom preview", docs_url=None, redoc_url=None, openapi_url=None)
@@ -73,7 +73,7 @@ def failed(err: Exception) -> HTTPException:
 
 @app.get("/api/preview", dependencies=READERS)
 def preview(
-    ids: IdsDep, session: SessionDep, rows: Annotated[int, Query(ge=1, le=xcom_preview.MAX_ROWS)] = 100
+    ids: IdsDep, session: SessionDep, rows: Annotated[int | None, Query(ge=1, le=PREVIEW_MAX_ROWS)] = None
 ) -> dict[str, Any]:
     try:
         return xcom_preview.preview(ids.stored(session), rows).as_dict()

@@ -44,6 +44,7 @@ azblob_xcom:
   compression: {set: xcom.compression, when: {{ $xcom }}, value: {{ toJson $v.xcom.compression }}}
   max_concurrency: {set: xcom.maxConcurrency, when: {{ $xcom }}, value: {{ toJson $v.xcom.maxConcurrency }}}
   retries: {set: xcom.retries, when: {{ $xcom }}, value: {{ toJson $v.xcom.retries }}}
+  preview_rows: {set: xcom.previewRows, when: {{ $xcom }}, value: {{ toJson $v.xcom.previewRows }}}
 logging:
   base_log_folder: {set: "logs.remote.* (locally, every pod writes to an emptyDir at the image's log folder)", when: true, value: {{ include "airflow-azblob.logsFolder" . | toJson }}}
   remote_logging: {set: logs.remote.enabled, when: true, value: {{ $remote }}}

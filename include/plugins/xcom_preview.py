@@ -1,7 +1,8 @@
 """The XCom preview, served by the api-server under /xcom-preview (include/xcom_preview.py does the reading):
 
-    GET /xcom-preview/api/preview?dag_id=&run_id=&task_id=[&map_index=-1][&key=return_value][&rows=100]
-        the reference, schema and first rows (or the first 64 KiB of a JSON value), as JSON
+    GET /xcom-preview/api/preview?dag_id=&run_id=&task_id=[&map_index=-1][&key=return_value][&rows=]
+        the reference, schema and first rows ([azblob_xcom] preview_rows, or rows=, at most 1,000; or the first
+        64 KiB of a JSON value), as JSON
     GET /xcom-preview/api/download?<the same ids>[&as=stored|csv]
         the blob streamed as stored (Parquet or compressed JSON), or a Parquet blob's DataFrame as CSV
     GET /xcom-preview/api/verify?<the same ids>

@@ -72,6 +72,7 @@ def test_xcom_backend_is_the_baked_blob_backend_with_its_options() -> None:
         "prefix": "",
         "retries": "3",
         "threshold": "65536",
+        "preview_rows": "100",
     }
 
 

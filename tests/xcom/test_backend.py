@@ -482,6 +482,7 @@ def test_reference_without_required_field_raises_a_reference_error(xcom_env):
         ("CONTAINER", "a--b", r"got 'a--b'"),
         ("MAX_CONCURRENCY", "0", r"max_concurrency .* >= 1; got '0'"),
         ("RETRIES", "many", r"retries .* got 'many'"),
+        ("PREVIEW_ROWS", "5000", r"preview_rows .* must be a whole number from 1 to 1000; got '5000'"),
         ("CONN_ID", " ", r"conn_id \(env AIRFLOW__AZBLOB_XCOM__CONN_ID\) is empty"),
     ],
 )

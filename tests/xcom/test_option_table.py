@@ -21,6 +21,7 @@ CHART_VALUE = {
     "compression": ("xcom", "compression"),
     "max_concurrency": ("xcom", "maxConcurrency"),
     "retries": ("xcom", "retries"),
+    "preview_rows": ("xcom", "previewRows"),
 }
 
 

@@ -218,3 +218,12 @@ def test_an_inline_value_links_airflows_own_xcom_tab(xcom_env: dict[str, str]) -
     assert f"<a href='{tab}' target='_top'>Airflow's XCom tab</a>" in html
     mapped = xcom_preview_page.page({**IDS, "map_index": 3}, [], shown, None)
     assert "href='../dags/etl/runs/manual__1/tasks/extract/mapped/3/xcom'" in mapped
+
+
+def test_the_rows_shown_follow_preview_rows_unless_the_caller_asks(xcom_env: dict[str, str], monkeypatch) -> None:
+    stored = push(orders(5000))
+    assert len(xcom_preview.preview(stored).rows) == 100  # the default
+    monkeypatch.setenv("AIRFLOW__AZBLOB_XCOM__PREVIEW_ROWS", "7")
+    assert len(xcom_preview.preview(stored).rows) == 7
+    assert len(xcom_preview.preview(stored, rows=3).rows) == 3
+    assert len(xcom_preview.preview(stored, rows=5000).rows) == backend.PREVIEW_MAX_ROWS
