@@ -132,6 +132,14 @@ def container_blobs(service: BlobServiceClient, container: str) -> dict[str, int
     return {blob.name: blob.size for blob in service.get_container_client(container).list_blobs()}
 
 
+def prometheus_ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=10) as answer:
+            return answer.status == 200
+    except OSError:  # URLError and HTTPError (503 while starting) are OSErrors
+        return False
+
+
 @pytest.fixture(scope="module")
 def prometheus(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
     assert PROMETHEUS.exists(), f"{PROMETHEUS} is missing: run `make install` (scripts/bootstrap cluster)"
@@ -164,6 +172,8 @@ def prometheus(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory)
             process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_for_port(listen, timeout=60, process=process)
+            # The port opens before the TSDB is loaded: until then every query answers 503.
+            wait_for("Prometheus ready", partial(prometheus_ready, listen), timeout=120)
             yield Prometheus(listen, target)
         finally:
             process.terminate()

@@ -154,6 +154,9 @@ def production(deployment: Deployment, pushed: None, tmp_path_factory: pytest.Te
     values = tmp_path_factory.mktemp("values") / "production.yaml"
     values.write_text(yaml.safe_dump(production_values(port)))
     deployment.cluster.kubectl("apply", "--filename", str(GATEWAY_API_CRDS / ROUTE_CRD))
+    # Until the apiserver has established the CRD, helm's upgrade finds no HTTPRoute kind and fails.
+    crd = "crd/httproutes.gateway.networking.k8s.io"
+    deployment.cluster.kubectl("wait", "--for=condition=Established", crd, "--timeout=120s")
     try:
         started = time.monotonic()
         deployment.upgrade("--values", str(values))
