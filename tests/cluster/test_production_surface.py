@@ -26,6 +26,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -148,6 +149,12 @@ def test_the_ingress_at_the_root_serves_the_login_a_rest_call_and_the_ui(deploym
         assert_airflow_through(ingress.url, deployment.login())
 
 
+def crd_established(deployment: Deployment) -> bool:
+    crd = deployment.cluster.get("crd", "httproutes.gateway.networking.k8s.io")
+    conditions = crd.get("status", {}).get("conditions") or []
+    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+
 @pytest.fixture(scope="module")
 def production(deployment: Deployment, pushed: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]:
     port = free_port()
@@ -155,8 +162,8 @@ def production(deployment: Deployment, pushed: None, tmp_path_factory: pytest.Te
     values.write_text(yaml.safe_dump(production_values(port)))
     deployment.cluster.kubectl("apply", "--filename", str(GATEWAY_API_CRDS / ROUTE_CRD))
     # Until the apiserver has established the CRD, helm's upgrade finds no HTTPRoute kind and fails.
-    crd = "crd/httproutes.gateway.networking.k8s.io"
-    deployment.cluster.kubectl("wait", "--for=condition=Established", crd, "--timeout=120s")
+    # (kubectl wait cannot: it errors while the new CRD has no conditions yet.)
+    wait_for("the HTTPRoute CRD established", partial(crd_established, deployment), timeout=120)
     try:
         started = time.monotonic()
         deployment.upgrade("--values", str(values))
