@@ -87,7 +87,7 @@ DEPLOY_ARGS ?=
 REMOTE ?=
 
 .PHONY: images cluster-up cluster-down cluster-status cluster-smoke deploy smoke ui push-dags
-.PHONY: kind-up kind-down kind-smoke kind-ui bench-cluster bench-cluster-suite
+.PHONY: kind-up kind-down kind-smoke kind-ui bench-cluster bench-cluster-suite bench-lanes
 
 images: install ## Build the stand-ins (git-sync from GITSYNC_SOURCE=<its source tarball>) and airflow-azblob:local (root on Debian)
 	scripts/localcluster/images build
@@ -121,6 +121,9 @@ bench-cluster: install ## Local cluster: cluster-up, image builds, install, per-
 
 bench-cluster-suite: install ## The cluster suite as a benchmark: resources per container, failover, rollout -> docs
 	$(PY) scripts/bench_cluster_suite.py
+
+bench-lanes: install ## Local cluster: a bare pod's floor against a task pod, and the fast lane vs a pod per task -> docs
+	$(PY) scripts/bench_lanes.py
 
 # kind (docs/kind.md): needs docker, kind, kubectl and helm on your machine.
 kind-up: ## kind: create the cluster, then deploy (image build+load, Git server + DAGs, helm --wait, helm test)

@@ -116,7 +116,7 @@ def maintenance_blob_retention():
         return sweep(
             "XCom", partial(sweep_xcom_container, lookup=referenced_uri),
             conn_id=config.conn_id, container_name=config.container, prefix=config.prefix, cutoff=cutoff_for(days),
-            dry_run=bool(params.get("dry_run")), max_deletions=max_deletions(params),
+            dry_run=bool(params.get("dry_run")), max_deletions=max_deletions(params), retries=config.retries,
         )  # fmt: skip
 
     @task(multiple_outputs=False)

@@ -524,10 +524,17 @@ def inline_size(serialized: Any) -> int:
 
 
 CONNECTION_STRING_KEYS = ("connection_string", "extra__wasb__connection_string")
+# Options of the SDK's BlobServiceClient a connection may carry beside its connection string (the chart's
+# azure.connection.clientOptions): its retry policy's backoff and the transport's timeouts. WasbHook hands a
+# connection's extras to the client the same way.
+CLIENT_OPTIONS = frozenset(
+    {"retry_total", "initial_backoff", "increment_base", "random_jitter_range", "connection_timeout", "read_timeout"}
+)
 
 
-def connection_string_only(conn_id: str) -> str | None:
-    """The connection string of a connection that holds nothing but one (Azurite, account keys), else None.
+def connection_string_client(conn_id: str) -> tuple[str, dict[str, Any]] | None:
+    """The connection string and client options of a connection that holds nothing else (Azurite, account keys),
+    else None.
 
     For such a connection WasbHook would build the very same client (``from_connection_string``), but importing
     the hook costs each task's first XCom about 0.3 s more than azure-storage-blob alone (it also loads
@@ -535,22 +542,26 @@ def connection_string_only(conn_id: str) -> str | None:
     """
     from airflow.sdk.bases.hook import BaseHook
 
-    extra = BaseHook.get_connection(conn_id).extra_dejson or {}
-    if len(extra) == 1:
-        [(key, value)] = extra.items()
-        if key in CONNECTION_STRING_KEYS and value:
-            return value
+    extra = dict(BaseHook.get_connection(conn_id).extra_dejson or {})
+    strings = [extra.pop(key) for key in CONNECTION_STRING_KEYS if key in extra]
+    if len(strings) == 1 and strings[0] and set(extra) <= CLIENT_OPTIONS:
+        return strings[0], extra
     return None
 
 
 @lru_cache(maxsize=8)
-def service_client(conn_id: str) -> BlobServiceClient:
-    """One BlobServiceClient per connection and process, built from the Airflow connection as WasbHook builds it
-    (also used by the retention sweep, so both reach storage the same way)."""
-    if connection_string := connection_string_only(conn_id):
+def service_client(conn_id: str, retries: int | None = None) -> BlobServiceClient:
+    """One BlobServiceClient per connection, retries and process, built from the Airflow connection as WasbHook
+    builds it (also used by the retention sweep and the preview, so all reach storage the same way).
+
+    ``retries`` (``[azblob_xcom] retries``) is how often every request through this client, and the container and
+    blob clients it hands out, is retried; None keeps the connection's own (its ``retry_total`` option, else the
+    SDK's 3). The backoff between them is the connection's (``initial_backoff``, ``increment_base``)."""
+    if built := connection_string_client(conn_id):
         from azure.storage.blob import BlobServiceClient
 
-        client = BlobServiceClient.from_connection_string(connection_string)
+        connection_string, options = built
+        client = BlobServiceClient.from_connection_string(connection_string, **options)
     else:
         from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
@@ -561,7 +572,15 @@ def service_client(conn_id: str) -> BlobServiceClient:
     # Private to the SDK: tests/xcom/test_private_apis.py pins both.
     client._config.max_block_size = TRANSFER_BLOCK_BYTES
     client._config.max_chunk_get_size = TRANSFER_BLOCK_BYTES
+    # The retry policy object is the one in the client's pipeline: its total is each request's default.
+    if retries is not None:
+        client._config.retry_policy.total_retries = retries
     return client
+
+
+def client_of(config: BackendConfig) -> BlobServiceClient:
+    """The backend's client: its connection, each request retried ``[azblob_xcom] retries`` times."""
+    return service_client(config.conn_id, config.retries)
 
 
 _created_containers: set[tuple[str, str]] = set()
@@ -575,7 +594,7 @@ def _ensure_container(config: BackendConfig, container: str) -> None:
         if (config.conn_id, container) in _created_containers:
             return
         try:
-            service_client(config.conn_id).create_container(container, retry_total=config.retries)
+            client_of(config).create_container(container)
             log.info("Created XCom container %s", container)
         except ResourceExistsError:
             pass
@@ -634,7 +653,6 @@ def upload(config: BackendConfig, blob_name: str, data: Any, ids: XComIds, ref_f
             metadata=metadata,
             content_settings=ContentSettings(content_type=_media_type(ref_fields["format"])),
             max_concurrency=config.max_concurrency,
-            retry_total=config.retries,
         )
 
     try:
@@ -716,7 +734,7 @@ class BlobWriter(io.RawIOBase):
             self._settle(self.in_flight.popleft())
         block_id = base64.b64encode(f"{len(self.block_ids):08d}".encode()).decode()
         self.block_ids.append(block_id)
-        stage = partial(self.blob.stage_block, block_id, block, length=len(block), retry_total=self.config.retries)
+        stage = partial(self.blob.stage_block, block_id, block, length=len(block))
         self.in_flight.append(self.pool.submit(_creating_container, self.config, stage))
 
     def _settle(self, staging: Any) -> None:
@@ -745,7 +763,6 @@ class BlobWriter(io.RawIOBase):
                 self.block_ids,
                 metadata={**self.ids.blob_metadata(), **ref_fields},
                 content_settings=ContentSettings(content_type=_media_type(ref_fields["format"])),
-                retry_total=self.config.retries,
             )
         except AzureError as err:
             raise _upload_error(self.config, self.ids, self.blob_name, err) from err
@@ -768,7 +785,9 @@ def download(config: BackendConfig, ref: BlobReference) -> bytearray:
     try:
         # Never more than the reference's size: the buffer below is sized by it, whatever the blob has become.
         stream = blob.download_blob(
-            offset=0, length=ref.size_bytes, max_concurrency=config.max_concurrency, retry_total=config.retries
+            offset=0,
+            length=ref.size_bytes,
+            max_concurrency=config.max_concurrency,
         )
         # The whole blob's size, from the first response's Content-Range ("bytes 0-<end>/<size>").
         size = int(stream.properties.content_range.rpartition("/")[2])
@@ -804,14 +823,14 @@ def delete(config: BackendConfig, ref: BlobReference) -> bool:
     from azure.core.exceptions import ResourceNotFoundError
 
     try:
-        _blob_client(config, ref.container, ref.blob_name).delete_blob(retry_total=config.retries)
+        _blob_client(config, ref.container, ref.blob_name).delete_blob()
     except ResourceNotFoundError:
         return False
     return True
 
 
 def _blob_client(config: BackendConfig, container: str, blob_name: str) -> BlobClient:
-    return service_client(config.conn_id).get_blob_client(container, blob_name)
+    return client_of(config).get_blob_client(container, blob_name)
 
 
 def _short(err: Exception) -> str:
@@ -956,7 +975,7 @@ def _store_table(config: BackendConfig, ids: XComIds, value: Any) -> Any:  # inl
     started = time.perf_counter()
     # Arrow encodes without the GIL: build the client (connection lookup, SDK import) meanwhile, unless the table is
     # small enough in memory that it may stay inline (a wrong guess costs time, never correctness).
-    warming = in_background(service_client, config.conn_id) if _nbytes(value) > config.threshold else None
+    warming = in_background(client_of, config) if _nbytes(value) > config.threshold else None
     with BlobWriter(config, ids, ids.blob_name(config.prefix, "parquet"), client_ready=warming) as sink:
         python_type, rows, columns = encode_table(value, config.compression, sink)
         # The inline form is hex-encoded Parquet (about twice these bytes): only a small frame can stay inline.

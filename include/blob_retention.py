@@ -335,11 +335,12 @@ def _list(container: ContainerClient, prefix: str, *, metadata: bool) -> Iterabl
     )
 
 
-def open_container(conn_id: str, name: str, what: str) -> ContainerClient | None:
-    """The container to sweep, through the Airflow connection ``conn_id``; None (logged) when it does not exist."""
+def open_container(conn_id: str, name: str, what: str, retries: int | None = None) -> ContainerClient | None:
+    """The container to sweep, through the Airflow connection ``conn_id`` with ``retries`` per request (the
+    backend's ``[azblob_xcom] retries``); None (logged) when it does not exist."""
     from include.azblob_xcom_backend import service_client
 
-    container = service_client(conn_id).get_container_client(name)
+    container = service_client(conn_id, retries).get_container_client(name)
     if container.exists():
         return container
     log.info("%s container %s does not exist: nothing to sweep.", what, name)
@@ -356,10 +357,12 @@ def sweep(
     cutoff: datetime,
     dry_run: bool,
     max_deletions: int,
+    retries: int | None = None,
 ) -> dict[str, Any]:
     """One sweep (the retention DAG's tasks, the db-cleanup CronJob's second step): open the container, run
-    ``sweeper`` (sweep_xcom_container with its lookup, or sweep_log_container) over it, log its summary, return it."""
-    container = open_container(conn_id, container_name, what)
+    ``sweeper`` (sweep_xcom_container with its lookup, or sweep_log_container) over it, log its summary, return it.
+    Each request is retried ``retries`` times (None: the connection's own setting)."""
+    container = open_container(conn_id, container_name, what, retries)
     if container is None:
         return {"location": container_name, "scanned": 0}
     report = sweeper(container, prefix, cutoff, dry_run=dry_run, max_deletions=max_deletions)

@@ -195,6 +195,7 @@ def sweep_xcom_blobs(args: argparse.Namespace, now: datetime) -> dict[str, Any]:
         cutoff=now - timedelta(hours=args.xcom_blob_grace_hours),
         dry_run=args.dry_run,
         max_deletions=args.max_blob_deletions,
+        retries=config.retries,
     )
 
 

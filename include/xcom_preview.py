@@ -36,8 +36,8 @@ from include.azblob_xcom_backend import (
     XComStorageError,
     _short,
     check_owned,
+    client_of,
     frame_of,
-    service_client,
 )
 
 CELL_CHARS = 200
@@ -53,7 +53,7 @@ class RangedBlob(io.RawIOBase):
     def __init__(self, config: BackendConfig, ref: BlobReference) -> None:
         self.config = config
         self.ref = ref
-        self.blob = service_client(config.conn_id).get_blob_client(ref.container, ref.blob_name)
+        self.blob = client_of(config).get_blob_client(ref.container, ref.blob_name)
         self.size = ref.size_bytes
         self.position = 0
         self.bytes_read = 0
@@ -86,7 +86,7 @@ class RangedBlob(io.RawIOBase):
         from azure.core.exceptions import AzureError, ResourceNotFoundError
 
         try:
-            stream = self.blob.download_blob(offset=offset, length=length, retry_total=self.config.retries)
+            stream = self.blob.download_blob(offset=offset, length=length)
             if self.requests == 0:  # the whole blob's size, from the first answer's Content-Range
                 size = int(stream.properties.content_range.rpartition("/")[2])
                 if size != self.ref.size_bytes:

@@ -143,9 +143,9 @@ def port_forward(service: str, port: int) -> tuple[subprocess.Popen, int]:
     return process, local
 
 
-def kubectl(*args: str) -> str:
+def kubectl(*args: str, input: str | None = None) -> str:
     argv = [str(CLUSTER_BIN / "kubectl"), "--kubeconfig", str(cluster.PATHS.kubeconfig), "--namespace", NAMESPACE]
-    return subprocess.run([*argv, *args], capture_output=True, text=True, check=True).stdout
+    return subprocess.run([*argv, *args], capture_output=True, text=True, check=True, input=input).stdout
 
 
 def admin_password() -> str:

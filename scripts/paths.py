@@ -19,6 +19,8 @@ LOCAL_CLUSTER = ROOT / "scripts" / "localcluster"
 CLUSTER_SCRIPT = LOCAL_CLUSTER / "cluster"
 IMAGES_SCRIPT = LOCAL_CLUSTER / "images"
 LOCAL_CLUSTER_VALUES = LOCAL_CLUSTER / "values.yaml"
+# The values files of the release on the local cluster, in helm's order (scripts/deploy's default there).
+LOCAL_CLUSTER_PROFILES = (ROOT / "config" / "profiles" / "kind.yaml", LOCAL_CLUSTER_VALUES)
 # The go.mod that pins the Kubernetes binaries scripts/bootstrap builds.
 KUBERNETES_MODULE = LOCAL_CLUSTER / "config" / "kubernetes"
 # scripts/bootstrap helm: the Gateway API's standard CRDs (the chart's HTTPRoute is checked against them).

@@ -14,7 +14,8 @@ component -> facts, as YAML:
   apiSecret       [api] secret_key (UI sessions, log-server requests)
   jwt             [api_auth] jwt_secret (the scheduler signs task tokens, the api-server checks them)
   dags            the DAG files on disk (git-sync in dags.mode gitSync)
-  runsTasks       task processes run in these pods (the pod operator's connection goes there)
+  runsTasks       task processes run in these pods (the pod operator's connection and Role go there): the worker
+                  pods with the KubernetesExecutor, the scheduler with the LocalExecutor, both with both
   alerts          the failure-alert webhook (include/plugins/failure_alerts.py)
   passwords       the SimpleAuthManager passwords file (a writable copy of the auth Secret's)
   oidc            the OIDC client secret (auth.oidc; the db-migrate Job gets it too, as it creates the FAB admin)
@@ -27,7 +28,9 @@ component -> facts, as YAML:
                   and PostgreSQL have policies of their own)
 */}}
 {{- define "airflow-azblob.components" -}}
-{{- $kube := eq .Values.executor "KubernetesExecutor" -}}
+{{- $executors := splitList "," .Values.executor -}}
+{{- $kube := has "KubernetesExecutor" $executors -}}
+{{- $local := has "LocalExecutor" $executors -}}
 {{- $steps := .Values.workers.podOperator.enabled -}}
 {{- $logging := .Values.config.logging | default dict -}}
 {{- $fab := eq .Values.auth.manager "fab" -}}
@@ -52,10 +55,10 @@ scheduler:
   apiSecret: true
   jwt: true
   alerts: true
-  dags: {{ not $kube }}
-  runsTasks: {{ not $kube }}
+  dags: {{ $local }}
+  runsTasks: {{ $local }}
   podTemplate: {{ $kube }}
-  {{- if not $kube }}
+  {{- if $local }}
   logServerPort: {{ dig "worker_log_server_port" 8793 $logging | int }}
   {{- end }}
 dag-processor:
@@ -108,9 +111,11 @@ test:
 {{- get $table .component | toYaml -}}
 {{- end -}}
 
-{{/* The component whose pods run the tasks: the worker pods (KubernetesExecutor) or the scheduler (LocalExecutor). */}}
-{{- define "airflow-azblob.taskRunner" -}}
-{{- range $name, $c := include "airflow-azblob.components" . | fromYaml }}{{ if $c.runsTasks }}{{ $name }}{{ end }}{{ end -}}
+{{/* The components whose pods run tasks, as a JSON list (read with fromJsonArray): see runsTasks above. */}}
+{{- define "airflow-azblob.taskRunners" -}}
+{{- $runners := list -}}
+{{- range $name, $c := include "airflow-azblob.components" . | fromYaml }}{{ if $c.runsTasks }}{{ $runners = append $runners $name }}{{ end }}{{ end -}}
+{{- toJson $runners -}}
 {{- end -}}
 
 {{/* A component's values block (see "values" above), or an empty one. Call with (dict "root" $ "component" <name>). */}}

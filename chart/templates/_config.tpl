@@ -19,7 +19,8 @@ Adding a computed key means one line here: the render and the refusal both read 
 {{- $v := .Values -}}
 {{- $xcom := $v.xcom.enabled -}}
 {{- $remote := $v.logs.remote.enabled -}}
-{{- $kube := eq $v.executor "KubernetesExecutor" -}}
+{{- $kube := has "KubernetesExecutor" (splitList "," $v.executor) -}}
+{{- $local := has "LocalExecutor" (splitList "," $v.executor) -}}
 {{- $bundle := eq $v.dags.mode "gitBundle" -}}
 {{- $simple := eq $v.auth.manager "simple" -}}
 {{- $fab := eq $v.auth.manager "fab" -}}
@@ -50,8 +51,9 @@ logging:
   remote_logging: {set: logs.remote.enabled, when: true, value: {{ $remote }}}
   {{- /* The task handler deletes a task's whole local log folder after the upload: safe where each worker pod has its
   own (KubernetesExecutor), not where tasks share one (the LocalExecutor's scheduler lost a retried task's first
-  log that way). Deleting keeps the triggerer's folder, and kept failed worker pods, from growing for ever. */}}
-  delete_local_logs: {set: "logs.remote.enabled (deleted after upload with the KubernetesExecutor)", when: true, value: {{ and $remote $kube }}}
+  log that way, so any LocalExecutor lane keeps them). Deleting keeps the triggerer's folder, and kept failed worker
+  pods, from growing for ever. */}}
+  delete_local_logs: {set: "logs.remote.enabled (deleted after upload with the KubernetesExecutor alone)", when: true, value: {{ and $remote (not $local) }}}
   remote_base_log_folder: {set: logs.remote.prefix, when: {{ $remote }}, value: {{ printf "wasb://%s" (trimAll "/" $v.logs.remote.prefix) | toJson }}}
   remote_log_conn_id: {set: logs.remote.connectionId, when: {{ $remote }}, value: {{ include "airflow-azblob.logsConnectionId" . | toJson }}}
 azure_remote_logging:

@@ -24,11 +24,15 @@ and the kubernetes_default connection of workers.podOperator.
 {{- if or .Values.azurite.enabled (not .Values.azure.connection.existingSecret) -}}true{{- end -}}
 {{- end -}}
 
-{{/* The AIRFLOW_CONN_* value the chart creates: JSON, as Airflow reads it from the environment. */}}
+{{/* The AIRFLOW_CONN_* value the chart creates: JSON, as Airflow reads it from the environment. The extra carries
+azure.connection.clientOptions, which WasbHook and the XCom backend hand to the SDK's client. */}}
 {{- define "airflow-azblob.azureConnectionValue" -}}
+{{- $options := .Values.azure.connection.clientOptions | default dict -}}
 {{- if .Values.azurite.enabled -}}
 {{- $cs := printf "DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;BlobEndpoint=%s;" (include "airflow-azblob.azuriteAccount" .) (include "airflow-azblob.azuriteKey" .) (include "airflow-azblob.azuriteBlobEndpoint" .) -}}
-{{- dict "conn_type" "wasb" "extra" (dict "connection_string" $cs) | toJson -}}
+{{- dict "conn_type" "wasb" "extra" (merge (dict "connection_string" $cs) $options) | toJson -}}
+{{- else if $options -}}
+{{- dict "conn_type" "wasb" "host" .Values.azure.connection.accountUrl "extra" $options | toJson -}}
 {{- else -}}
 {{- dict "conn_type" "wasb" "host" .Values.azure.connection.accountUrl | toJson -}}
 {{- end -}}

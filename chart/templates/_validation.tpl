@@ -5,8 +5,11 @@ Validation of values that the schema cannot express (combinations of values).
 {{/* Every misconfiguration fails here with a sentence that names the value to set. */}}
 {{- define "airflow-azblob.validate" -}}
 {{- $v := .Values -}}
-{{- if not (has $v.executor (list "KubernetesExecutor" "LocalExecutor")) -}}
-{{- fail (printf "executor %q is not supported: set executor to KubernetesExecutor or LocalExecutor." $v.executor) -}}
+{{- if not (has $v.executor (list "KubernetesExecutor" "LocalExecutor" "KubernetesExecutor,LocalExecutor" "LocalExecutor,KubernetesExecutor")) -}}
+{{- fail (printf "executor %q is not supported: set executor to KubernetesExecutor, LocalExecutor, or both as KubernetesExecutor,LocalExecutor (pods by default, and a fast lane in the scheduler for tasks that ask for executor=\"LocalExecutor\"; no spaces, the first is the default)." $v.executor) -}}
+{{- end -}}
+{{- if and $v.azure.connection.clientOptions (not (include "airflow-azblob.azureConnectionCreated" .)) -}}
+{{- fail (printf "azure.connection.clientOptions is set, but the connection comes from azure.connection.existingSecret %q, which the chart does not write: put the options in that connection's extra (e.g. {\"initial_backoff\": 1}), or leave azure.connection.clientOptions empty." $v.azure.connection.existingSecret) -}}
 {{- end -}}
 {{- if not $v.metrics.enabled -}}
 {{- range $asked := list (ternary "metrics.serviceMonitor is always" "" (eq $v.metrics.serviceMonitor "always")) (ternary "metrics.prometheusRule is always" "" (eq $v.metrics.prometheusRule "always")) (ternary "metrics.grafanaDashboard.enabled is true" "" $v.metrics.grafanaDashboard.enabled) -}}

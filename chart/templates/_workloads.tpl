@@ -273,9 +273,9 @@ Kubernetes API otherwise, not 169.254.169.254 (the defaults' ipBlocks leave it o
 {{- end -}}
 
 {{/*
-A Role and the RoleBinding that gives it to one ServiceAccount of the release.
-Call with (dict "root" $ "component" <name of both> "subject" <ServiceAccount name> "rules" <YAML list>) and
-optionally "namespace" (default: the release's).
+A Role and the RoleBinding that gives it to the ServiceAccounts of some components of the release.
+Call with (dict "root" $ "component" <name of both> "rules" <YAML list>) and optionally "subjects" (the list of
+components whose ServiceAccounts get it; default: the component's own) and "namespace" (default: the release's).
 */}}
 {{- define "airflow-azblob.role" -}}
 {{- $ctx := dict "root" .root "component" .component -}}
@@ -306,7 +306,13 @@ roleRef:
   kind: Role
   name: {{ $name }}
 subjects:
+  {{- $accounts := list }}
+  {{- range .subjects | default (list .component) }}
+  {{- $accounts = append $accounts (include "airflow-azblob.serviceAccountName" (dict "root" $.root "component" .)) }}
+  {{- end }}
+  {{- range uniq $accounts }}
   - kind: ServiceAccount
-    name: {{ .subject }}
-    namespace: {{ .root.Release.Namespace }}
+    name: {{ . }}
+    namespace: {{ $.root.Release.Namespace }}
+  {{- end }}
 {{- end -}}

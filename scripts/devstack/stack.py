@@ -19,6 +19,7 @@ bundles/, run/ (process logs and pids.json), secrets.json (generated once, mode 
 from __future__ import annotations
 
 import argparse
+import base64
 import configparser
 import contextlib
 import io
@@ -39,12 +40,13 @@ if __name__ == "__main__":  # run as a file: the checkout's root makes `scripts`
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from scripts import chart
-from scripts.devstack.services import Azurite, Postgres, azurite_connection_string, pid_alive, wasb_connection
+from scripts.devstack.services import Azurite, Postgres, pid_alive
 from scripts.paths import AZURITE_BIN, HELM, ROOT
 
 VENV_BIN = Path(sys.executable).parent
 PROFILE = ROOT / "config" / "profiles" / "local.yaml"
 CONFIG_TEMPLATE = "templates/configmaps/airflow-config.yaml"
+CONNECTION_TEMPLATE = "templates/secrets/azure-connection.yaml"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 HEALTHY_COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 ADMIN = "admin"
@@ -115,12 +117,18 @@ def render_chart_config(values: list[Path], sets: dict[str, str]) -> configparse
         raise StackError(f"helm could not render airflow.cfg: {err.stderr.strip()}") from err
 
 
+def local_values(settings: Settings) -> dict[str, str]:
+    """What the local stack sets on top of the local profile: this machine's hosts, ports and paths."""
+    return {
+        "apiServer.internalUrl": settings.api_url,
+        "dags.gitBundle.repoUrl": settings.git_repo.as_uri(),
+        "azurite.blobEndpoint": f"{settings.azurite_url}/devstoreaccount1",
+    }
+
+
 def local_config(settings: Settings) -> configparser.ConfigParser:
     """The chart's airflow.cfg for the local profile, with this machine's hosts, ports and paths."""
-    cfg = render_chart_config(
-        [PROFILE],
-        {"apiServer.internalUrl": settings.api_url, "dags.gitBundle.repoUrl": settings.git_repo.as_uri()},
-    )
+    cfg = render_chart_config([PROFILE], local_values(settings))
     for (section, key), relative in LOCAL_KEYS.items():
         if not cfg.has_section(section):
             cfg.add_section(section)
@@ -128,6 +136,16 @@ def local_config(settings: Settings) -> configparser.ConfigParser:
     for (section, key), relative in PROJECT_KEYS.items():
         cfg.set(section, key, str(ROOT / relative))
     return cfg
+
+
+def local_connection(settings: Settings) -> str:
+    """The chart's Azure Storage connection (the AIRFLOW_CONN_* JSON of its Secret) for the local profile, with
+    this machine's Azurite endpoint: the same extra, client options included, as the pods get."""
+    try:
+        [secret] = chart.template([PROFILE], set_strings=local_values(settings), show_only=CONNECTION_TEMPLATE)
+    except chart.HelmError as err:
+        raise StackError(f"helm could not render the Azure connection: {err.stderr.strip()}") from err
+    return base64.b64decode(secret["data"]["connection"]).decode()
 
 
 def write_config(cfg: configparser.ConfigParser, path: Path) -> None:
@@ -204,9 +222,7 @@ def airflow_env(settings: Settings, secret: dict[str, str], db_url: str, conn_id
             "AIRFLOW__CORE__FERNET_KEY": secret["fernet_key"],
             "AIRFLOW__API__SECRET_KEY": secret["api_secret_key"],
             "AIRFLOW__API_AUTH__JWT_SECRET": secret["jwt_secret"],
-            f"AIRFLOW_CONN_{conn_id.upper()}": wasb_connection(
-                azurite_connection_string("127.0.0.1", settings.azurite_port)
-            ),
+            f"AIRFLOW_CONN_{conn_id.upper()}": local_connection(settings),
         }
     )
     return env

@@ -73,6 +73,7 @@ MATRIX: dict[str, dict[str, Any]] = {
     "defaults": {},
     "local-executor": {"executor": "LocalExecutor"},
     "local-executor-git-sync": {"executor": "LocalExecutor", **GIT_SYNC},
+    "fast-lane": {"executor": "KubernetesExecutor,LocalExecutor", **GIT_SYNC, "networkPolicies.enabled": True},
     "git-sync": GIT_SYNC,
     "git-sync-ssh": {
         **GIT_SYNC,

@@ -195,7 +195,7 @@ def test_airflow_cfg_is_read_by_airflows_own_config_parser(any_render: Manifest,
     parser = AirflowConfigParser()
     parser.read_string(any_render.airflow_cfg())
     executor = parser.get("core", "executor")
-    assert executor in ("KubernetesExecutor", "LocalExecutor")
+    assert executor in ("KubernetesExecutor", "LocalExecutor", "KubernetesExecutor,LocalExecutor")
     assert parser.getboolean("logging", "remote_logging") in (True, False)
     if parser.has_option("azblob_xcom", "threshold"):
         assert parser.getint("azblob_xcom", "threshold") >= 0

@@ -95,8 +95,9 @@ def test_scheduler_and_api_server_get_no_git_sync_with_the_kubernetes_executor()
         assert "git-sync" not in names, name
 
 
-def test_local_executor_scheduler_gets_the_dags_too() -> None:
-    manifest = render({**GIT_SYNC, "executor": "LocalExecutor"})
+@pytest.mark.parametrize("executor", ["LocalExecutor", "KubernetesExecutor,LocalExecutor"])
+def test_a_scheduler_that_runs_tasks_gets_the_dags_too(executor: str) -> None:
+    manifest = render({**GIT_SYNC, "executor": executor})
     spec = manifest.get("Deployment", "scheduler")["spec"]["template"]["spec"]
     assert env_of(git_sync(spec))["GITSYNC_REPO"] == REPO
 

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from tests.support.helm import FULLNAME, Manifest, render
+from tests.chart.conftest import ACCOUNT
+from tests.support.helm import FULLNAME, Manifest, render, render_error
 
 
 def connection(manifest: Manifest) -> dict:
@@ -40,9 +41,10 @@ def test_remote_logging_off_renders_no_remote_settings() -> None:
     [
         ({}, "True"),  # KubernetesExecutor: each worker pod has a log folder of its own
         ({"executor": "LocalExecutor"}, "False"),  # tasks share the scheduler's folder
+        ({"executor": "KubernetesExecutor,LocalExecutor"}, "False"),  # the fast lane's tasks too
         ({"logs.remote.enabled": False}, "False"),  # the local copy is the only one
     ],
-    ids=["kubernetes-executor", "local-executor", "no-remote-logs"],
+    ids=["kubernetes-executor", "local-executor", "fast-lane", "no-remote-logs"],
 )
 def test_local_task_logs_are_deleted_after_upload_only_where_each_pod_has_its_own_folder(values, deleted) -> None:
     assert render(values).airflow_config()["logging"]["delete_local_logs"] == deleted
@@ -79,6 +81,26 @@ def test_account_url_connection_uses_default_azure_credential_with_wasbhook(monk
     client = WasbHook(wasb_conn_id="wasb_default").get_conn()
     assert client.url.startswith("https://acct.blob.core.windows.net")
     assert type(client.credential).__name__ == "DefaultAzureCredential"
+
+
+@pytest.mark.parametrize("storage", ["azurite", "account"])
+def test_client_options_ride_in_the_connections_extra_where_wasbhook_hands_them_to_the_sdk(storage, monkeypatch):
+    from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
+
+    options = {"initial_backoff": 1, "increment_base": 2, "retry_total": 5, "read_timeout": 30}
+    values = {"azure.connection.clientOptions": options, **({} if storage == "azurite" else ACCOUNT)}
+    conn = connection(render(values))
+    assert {key: conn["extra"][key] for key in options} == options
+    monkeypatch.setenv("AIRFLOW_CONN_WASB_DEFAULT", json.dumps(conn))
+    policy = WasbHook(wasb_conn_id="wasb_default").get_conn()._config.retry_policy
+    assert (policy.initial_backoff, policy.increment_base, policy.total_retries) == (1, 2, 5)
+
+
+def test_client_options_for_a_connection_the_chart_does_not_write_are_refused_naming_where_they_go() -> None:
+    values = {"azurite.enabled": False, "azure.connection.existingSecret": "my-storage"}
+    error = render_error({**values, "azure.connection.clientOptions": {"initial_backoff": 1}})
+    assert "put the options in that connection's extra" in error
+    assert "/azure/connection/clientOptions" in render_error({"azure.connection.clientOptions": {"retries": 1}})
 
 
 def test_connection_id_names_the_environment_variable_and_backend_option() -> None:

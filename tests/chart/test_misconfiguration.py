@@ -17,7 +17,8 @@ OIDC = {
 }
 
 CASES = {
-    "unknown executor": ({"executor": "CeleryExecutor"}, "set executor to KubernetesExecutor or LocalExecutor"),
+    "unknown executor": ({"executor": "CeleryExecutor"}, "set executor to KubernetesExecutor, LocalExecutor, or both"),
+    "executors with a space": ({"executor": "KubernetesExecutor, LocalExecutor"}, "no spaces, the first is"),
     "unknown dag mode": ({"dags.mode": "nfs"}, "set dags.mode to image, gitSync or gitBundle"),
     "git-sync without a repo": ({"dags.mode": "gitSync"}, "set dags.gitSync.repo"),
     "ssh without known_hosts and no opt-out": (

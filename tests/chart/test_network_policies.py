@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.chart.conftest import ACCOUNT
-from tests.support.helm import Manifest, render, render_error
+from tests.support.helm import FULLNAME, Manifest, render, render_error
 
 POLICIES = {"networkPolicies.enabled": True}
 POD_OPERATOR = {"workers.podOperator.enabled": True, "workers.podOperator.namespace": "airflow-steps"}
@@ -117,6 +117,13 @@ def test_the_db_admits_only_the_components_that_hold_its_url() -> None:
     selector = rule["from"][0]["podSelector"]["matchExpressions"]
     components = next(e["values"] for e in selector if e["key"] == "app.kubernetes.io/component")
     assert set(components) == {"api-server", "scheduler", "dag-processor", "triggerer", "db-migrate", "db-cleanup"}
+
+
+def test_with_the_fast_lane_the_worker_pods_egress_is_fenced_and_the_schedulers_is_not() -> None:
+    """The fast lane's tasks run in the scheduler, which needs the DB; the worker pods' tasks keep their fence."""
+    manifest = render({**POLICIES, "executor": "KubernetesExecutor,LocalExecutor"})
+    fenced = {p["metadata"]["name"] for p in manifest.of_kind("NetworkPolicy") if "Egress" in p["spec"]["policyTypes"]}
+    assert fenced == {f"{FULLNAME}-worker"}
 
 
 def test_with_the_local_executor_nothing_fences_egress() -> None:

@@ -135,6 +135,16 @@ def test_local_executor_renders_no_worker_rbac_or_pod_template() -> None:
     assert not manifest.has("ConfigMap", "pod-template")
 
 
+def test_the_fast_lane_keeps_the_kubernetes_executors_rbac_and_pod_template() -> None:
+    manifest = render({"executor": "KubernetesExecutor,LocalExecutor"})
+    assert {role["metadata"]["name"] for role in manifest.of_kind("Role")} == {
+        f"{FULLNAME}-scheduler",
+        f"{FULLNAME}-api-server",
+    }
+    assert manifest.has("ConfigMap", "pod-template")
+    assert manifest.airflow_config()["kubernetes_executor"]["pod_template_file"]
+
+
 def test_each_component_runs_under_its_own_service_account(defaults: Manifest) -> None:
     accounts = {
         name: defaults.get("Deployment", name)["spec"]["template"]["spec"]["serviceAccountName"]
@@ -162,7 +172,9 @@ def test_network_policies_restrict_database_and_storage_to_airflow_pods() -> Non
 @pytest.mark.parametrize(
     ("executor", "serving"),
     [("KubernetesExecutor", {"triggerer": "trigger_log_server_port"}),
-     ("LocalExecutor", {"triggerer": "trigger_log_server_port", "scheduler": "worker_log_server_port"})],
+     ("LocalExecutor", {"triggerer": "trigger_log_server_port", "scheduler": "worker_log_server_port"}),
+     ("KubernetesExecutor,LocalExecutor",
+      {"triggerer": "trigger_log_server_port", "scheduler": "worker_log_server_port"})],
 )  # fmt: skip
 @pytest.mark.parametrize("ports", [{}, {"worker_log_server_port": 9793, "trigger_log_server_port": 9794}])
 def test_the_api_server_reaches_every_log_server_on_the_port_airflow_cfg_names(
@@ -258,8 +270,12 @@ def test_tasks_have_no_kubernetes_rights_until_the_pod_operator_is_enabled(defau
     assert not holders_of(defaults, K8S_CONN_ENV)
 
 
-@pytest.mark.parametrize(("executor", "runner"), [("KubernetesExecutor", "worker"), ("LocalExecutor", "scheduler")])
-def test_the_pod_operator_role_goes_to_the_service_account_tasks_run_as(executor: str, runner: str) -> None:
+@pytest.mark.parametrize(
+    ("executor", "runners"),
+    [("KubernetesExecutor", ["worker"]), ("LocalExecutor", ["scheduler"]),
+     ("KubernetesExecutor,LocalExecutor", ["scheduler", "worker"])],
+)  # fmt: skip
+def test_the_pod_operator_role_goes_to_the_service_accounts_tasks_run_as(executor: str, runners: list[str]) -> None:
     manifest = render({**POD_OPERATOR, "executor": executor})
     rules = {r["resources"][0]: set(r["verbs"]) for r in manifest.get("Role", "pod-operator")["rules"]}
     assert rules == {
@@ -268,10 +284,11 @@ def test_the_pod_operator_role_goes_to_the_service_account_tasks_run_as(executor
         "pods/exec": {"create", "get"},
         "events": {"list", "watch"},
     }
-    (subject,) = manifest.get("RoleBinding", "pod-operator")["subjects"]
-    assert subject["name"] == f"{FULLNAME}-{runner}"
+    subjects = manifest.get("RoleBinding", "pod-operator")["subjects"]
+    assert [s["name"] for s in subjects] == [f"{FULLNAME}-{runner}" for runner in runners]
     holders = set(holders_of(manifest, K8S_CONN_ENV))
-    assert holders == ({"worker pod template"} if runner == "worker" else {f"Deployment/{FULLNAME}-scheduler"})
+    where = {"worker": "worker pod template", "scheduler": f"Deployment/{FULLNAME}-scheduler"}
+    assert holders == {where[runner] for runner in runners}
 
 
 def test_the_pod_operator_connection_is_in_cluster_in_the_steps_namespace_with_a_restricted_sidecar() -> None:
@@ -317,8 +334,18 @@ def test_the_pod_operator_keeps_the_step_pods_out_of_the_release_namespace() -> 
         (POD_OPERATOR, {"scheduler", "api-server", "worker pod template"}),
         ({"executor": "LocalExecutor"}, set()),
         ({**POD_OPERATOR, "executor": "LocalExecutor"}, {"scheduler"}),
+        (
+            {**POD_OPERATOR, "executor": "KubernetesExecutor,LocalExecutor"},
+            {"scheduler", "api-server", "worker pod template"},
+        ),
     ],
-    ids=["KubernetesExecutor", "with the pod operator", "LocalExecutor", "LocalExecutor with the pod operator"],
+    ids=[
+        "KubernetesExecutor",
+        "with the pod operator",
+        "LocalExecutor",
+        "LocalExecutor with the pod operator",
+        "fast lane with the pod operator",
+    ],
 )
 def test_only_the_pods_that_call_the_kubernetes_api_get_a_token(values: dict, with_token: set[str]) -> None:
     """The scheduler starts worker pods, the api-server reads their logs, the tasks start step pods with the pod

@@ -6,11 +6,13 @@ ports and paths. The kind profile (KubernetesExecutor, git-sync) is the deployme
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
 import pytest
 
+from scripts import chart
 from scripts.devstack import stack
 from scripts.paths import ROOT
 
@@ -89,6 +91,22 @@ def test_project_paths_are_the_images_paths_under_the_checkout(local, kind):
         assert kind[key] == f"/opt/airflow/{relative}", key
         assert local[key] == str(ROOT / relative), key
         assert Path(local[key]).is_dir(), key
+
+
+def test_the_local_connection_is_the_kind_profiles_but_for_azurites_address(tmp_path):
+    """The same extra (client options included) as the pods get; only the Blob endpoint is this machine's."""
+    settings = stack.Settings(state_dir=tmp_path, api_port=18080, azurite_port=11000)
+    local = json.loads(stack.local_connection(settings))
+    [secret] = chart.template([ROOT / "config" / "profiles" / "kind.yaml"], show_only=stack.CONNECTION_TEMPLATE)
+    kind = json.loads(base64.b64decode(secret["data"]["connection"]))
+    endpoints = [
+        dict(p.split("=", 1) for p in c["extra"].pop("connection_string").rstrip(";").split(";")) for c in (local, kind)
+    ]
+    assert local == kind
+    assert local["extra"], "the kind profile gives the SDK client no options"
+    assert endpoints[0].pop("BlobEndpoint") == "http://127.0.0.1:11000/devstoreaccount1"
+    assert endpoints[1].pop("BlobEndpoint").endswith(":10000/devstoreaccount1")
+    assert endpoints[0] == endpoints[1]
 
 
 def test_a_chart_render_error_reaches_the_user_as_a_stack_error():

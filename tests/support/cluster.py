@@ -18,12 +18,12 @@ from typing import Any
 
 from scripts.devstack.services import free_port
 from scripts.localcluster.cluster import CONTEXT, PATHS, RUN_DIR
-from scripts.paths import CLUSTER_BIN, CLUSTER_SCRIPT, LOCAL_CLUSTER_VALUES, ROOT
+from scripts.paths import CLUSTER_BIN, CLUSTER_SCRIPT, LOCAL_CLUSTER_PROFILES, ROOT
 from tests.support.helm import helm_binary
 
 NAMESPACE = "airflow"
 RELEASE = "airflow"
-PROFILES = (ROOT / "config" / "profiles" / "kind.yaml", LOCAL_CLUSTER_VALUES)
+PROFILES = LOCAL_CLUSTER_PROFILES
 
 
 def cluster_script(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:

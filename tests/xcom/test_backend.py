@@ -341,6 +341,24 @@ def test_a_connection_string_connection_is_served_without_importing_the_wasb_hoo
     assert client_in_fresh_process("wasb_with_proxies")
 
 
+def test_sdk_client_options_beside_a_connection_string_reach_the_client_still_without_the_wasb_hook(
+    xcom_env, azurite, monkeypatch
+):
+    """azure.connection.clientOptions (the kind profile's backoff) ride in the connection's extra: the backend's
+    client retries on their schedule, and builds without WasbHook all the same."""
+    extra = {"connection_string": azurite.connection_string, "initial_backoff": 1, "increment_base": 2}
+    monkeypatch.setenv("AIRFLOW_CONN_WASB_TUNED", json.dumps({"conn_type": "wasb", "extra": extra}))
+    code = (
+        "import sys, include.azblob_xcom_backend as b\n"
+        "policy = b.service_client('wasb_tuned')._config.retry_policy\n"
+        "hooked = 'airflow.providers.microsoft.azure.hooks.wasb' in sys.modules\n"
+        "print(policy.initial_backoff, policy.increment_base, hooked)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1].split() == ["1", "2", "False"]
+
+
 # ------------------------------------------------------------------------------------------ error paths
 
 

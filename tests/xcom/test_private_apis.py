@@ -1,9 +1,10 @@
-"""The three places where the backend leans on something its dependencies do not promise, each pinned here so an
+"""The places where the backend leans on something its dependencies do not promise, each pinned here so an
 upgrade of azure-storage-blob, pandas or pyarrow that changes it fails this file by name instead of slowing the
 backend or changing a dtype without a word:
 
 * ``client._config.max_block_size`` / ``max_chunk_get_size`` (azure-storage-blob): the client settings that take
-  32 MiB transfers, set on a client WasbHook built (its constructor keywords are not ours to pass);
+  32 MiB transfers, set on a client WasbHook built (its constructor keywords are not ours to pass), and
+  ``client._config.retry_policy.total_retries``, which makes ``[azblob_xcom] retries`` every request's default;
 * ``pandas.io._util.arrow_table_to_pandas`` (pandas): what ``pd.read_parquet`` runs to turn the Arrow table into
   pandas, called with ``self_destruct`` and ``split_blocks`` to keep the pull's peak memory below a plain read's;
 * ``sys.getrefcount`` on the downloaded bytes: Arrow's IO thread lets go of its view of them a moment after
@@ -14,11 +15,13 @@ from __future__ import annotations
 
 import inspect
 import io
+import json
 import time
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from azure.storage.blob import BlobServiceClient
 
 from include import azblob_xcom_backend as backend
@@ -58,3 +61,48 @@ def test_arrow_lets_go_of_the_downloaded_bytes_soon_after_read_table_returns() -
     waited = time.monotonic() - started
     # Referenced by this frame's variable and _released's getrefcount argument only, well before the bound.
     assert waited < 5.0, f"Arrow still held the downloaded bytes after {waited:.1f} s"
+
+
+def test_the_retry_policy_total_the_backend_sets_is_every_requests_default(monkeypatch) -> None:
+    """``client._config.retry_policy.total_retries`` (service_client's ``retries``) is the object in the client's
+    pipeline: a request through a blob client it handed out is tried 1 + retries times. Counted on a socket that
+    accepts and hangs up, with no backoff between tries (initial_backoff 0, no jitter)."""
+    import socket
+    import threading
+
+    from azure.core.exceptions import AzureError
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            connection.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    port = listener.getsockname()[1]
+    connection_string = (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=YQ==;"
+        f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
+    )
+    extra = {
+        "connection_string": connection_string,
+        "initial_backoff": 0,
+        "increment_base": 0,
+        "random_jitter_range": 0,
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_WASB_COUNTED", json.dumps({"conn_type": "wasb", "extra": extra}))
+    try:
+        for retries in (0, 2):
+            accepted.clear()
+            blob = backend.service_client("wasb_counted", retries).get_blob_client("c", "b")
+            with pytest.raises(AzureError):
+                blob.get_blob_properties()
+            assert len(accepted) == 1 + retries
+    finally:
+        listener.close()
