@@ -11,9 +11,10 @@ kind profile (scripts/deploy install) and taken down at the end.
    executor does). --floor-runs of each.
 2. example_dataframe_pipeline with `executor: KubernetesExecutor`, --runs times: trigger -> success, and per task its
    pod's phases (the ones of docs/benchmarks/cluster.md) set against the floor's.
-3. The release upgraded to `executor: KubernetesExecutor,LocalExecutor` (scripts/deploy install with one more values
-   file): the same runs, where transform and load take the fast lane (include/lanes.py) and run in the scheduler;
-   and the scheduler pod's memory (working set, from its cgroup on this node) idle under each executor setting.
+3. The release upgraded to `executor: KubernetesExecutor,LocalExecutor` (scripts/deploy install with one more
+   values file): the same runs,
+   where transform and load take the fast lane (include/lanes.py) and run in the scheduler; and the scheduler pod's
+   memory (working set, from its cgroup on this node) idle under each executor setting.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from scripts.bench_cluster import (
     iso,
     kubectl,
     step,
+    task_phase_medians,
     timed,
     timed_run,
 )
@@ -183,11 +185,7 @@ def measure(runs: int, floor: int) -> dict[str, Any]:
             data["memory_kubernetes_mib"] = scheduler_memory()
             step(f"{runs} runs of {DAG_ID}, a pod per task")
             data["pods"] = [timed_run(api) for _ in range(runs)]
-        with tempfile.TemporaryDirectory() as folder:
-            fast = Path(folder) / "fast-lane.yaml"
-            fast.write_text(f"executor: {FAST_LANE}\n")
-            step(f"upgrade to executor: {FAST_LANE}")
-            data["upgrade_s"] = deploy(*LOCAL_CLUSTER_PROFILES, fast)
+        upgrade(f"executor: {FAST_LANE}\n", f"executor: {FAST_LANE}")
         with api_client() as api:
             reparsed(api)
             data["memory_fast_lane_mib"] = scheduler_memory()
@@ -198,6 +196,15 @@ def measure(runs: int, floor: int) -> dict[str, Any]:
         if started_docker:
             images.stop_docker()
     return data
+
+
+def upgrade(values: str, what: str) -> None:
+    """scripts/deploy install with the local cluster's profiles plus ``values`` (YAML)."""
+    step(f"upgrade to {what}")
+    with tempfile.TemporaryDirectory() as folder:
+        extra = Path(folder) / "values.yaml"
+        extra.write_text(values)
+        deploy(*LOCAL_CLUSTER_PROFILES, extra)
 
 
 def reparsed(api: airflow_api.Api) -> None:
@@ -239,31 +246,28 @@ def floor_report(floor: dict[str, list[dict[str, float]]]) -> list[str]:
     ]
 
 
-def pod_report(pods: list[dict[str, Any]], floor: dict[str, list[dict[str, float]]]) -> list[str]:
-    """Each task pod's phases (bench_cluster.PHASES) beside the floor's span that matches it, if one does."""
-    imports = floor[list(FLOOR_COMMANDS)[1]]
-    tasks = list(pods[0]["tasks"])
-    finished = [phase for phase, _, _ in PHASES[:5]]  # queued -> ... -> pod finished
-    rows = [
-        [phase, *(f"{median([run['tasks'][task][phase] for run in pods]):.2f}" for task in tasks), ""]
-        for phase in pods[0]["tasks"][tasks[0]]
-    ]
+def pod_report(data: dict[str, Any]) -> list[str]:
+    """A task pod's phases (bench_cluster.PHASES; the mean of the run's tasks, median of the runs) beside the floor's
+    spans that match them."""
+    imports = data["floor"][list(FLOOR_COMMANDS)[1]]
+    columns = [task_phase_medians(data["pods"])]
+    to_finished = [phase for phase, _, _ in PHASES[1:5]]  # pod created -> ... -> pod finished
+    floor_of = {PHASES[5][0]: FLOOR_PHASES[1][0], "pod lifetime (created -> deleted)": FLOOR_PHASES[2][0]}
+    rows = []
+    for phase in columns[0]:
+        floor = f"{median([r[floor_of[phase]] for r in imports]):.2f}" if phase in floor_of else ""
+        rows.append([phase, *(f"{column[phase]:.2f}" for column in columns), floor])
     rows.append(
-        ["**pod created -> finished** (the floor's first span)"]
-        + [f"{median([sum(run['tasks'][task][p] for p in finished[1:]) for run in pods]):.2f}" for task in tasks]
-        + [f"{median([r[FLOOR_PHASES[0][0]] for r in imports]):.2f}"]
-    )
-    for phase in (PHASES[5][0], "pod lifetime (created -> deleted)"):
-        floor_phase = FLOOR_PHASES[1][0] if phase == PHASES[5][0] else FLOOR_PHASES[2][0]
-        row = next(r for r in rows if r[0] == phase)
-        row[-1] = f"{median([r[floor_phase] for r in imports]):.2f}"
+        ["**pod created -> finished**", *(f"{sum(column[p] for p in to_finished):.2f}" for column in columns),
+         f"{median([r[FLOOR_PHASES[0][0]] for r in imports]):.2f}"]
+    )  # fmt: skip
     return [
         "## A task pod against the floor",
         "",
-        f"{DAG_ID} under the KubernetesExecutor; seconds, median of {len(pods)} runs; the floor is the bare pod that "
-        "imports what a task imports.",
+        f"{DAG_ID} under the KubernetesExecutor, a pod per task; seconds per task (the mean of the run's tasks, "
+        f"median of {len(data['pods'])} runs); the floor is the bare pod that imports what a task imports.",
         "",
-        *table(["phase", *tasks, "floor"], rows),
+        *table(["phase", "task pod (DAGs by git-sync)", "floor"], rows),
     ]
 
 
@@ -298,7 +302,7 @@ def report(data: dict[str, Any]) -> str:
     lines = [
         *floor_report(data["floor"]),
         "",
-        *pod_report(data["pods"], data["floor"]),
+        *pod_report(data),
         "",
         *lanes_report(data["pods"], data["fast_lane"]),
         "",
