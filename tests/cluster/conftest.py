@@ -2,11 +2,12 @@
 deployed into it through scripts/deploy exactly as `make deploy` does, and everything torn down afterwards, with a
 check that `scripts/localcluster/cluster down` left nothing of the cluster on this machine.
 
-Six modules depend on where they run, and pytest_collection_modifyitems below puts them there whatever their
+Seven modules depend on where they run, and pytest_collection_modifyitems below puts them there whatever their
 names: test_cluster_lifecycle.py first (it brings a bare cluster up and down before this shared one exists),
-test_production_surface.py, test_sign_in_with_oidc.py, test_metrics.py and test_dags_by_git_bundle.py after the rest
-(each rolls pods into another shape of the release and back), and test_upgrade_and_uninstall.py last (it uninstalls
-the release).
+test_production_surface.py (whose DAGs register through the folder's port-forward to the api-server, before any
+module replaced it), test_fast_lane.py, test_sign_in_with_oidc.py, test_metrics.py and test_dags_by_git_bundle.py
+after the rest (each rolls pods into another shape of the release and back, the api-server among them: the folder's
+port-forward to it is gone afterwards), and test_upgrade_and_uninstall.py last (it uninstalls the release).
 The others run in name order between them.
 """
 
@@ -46,6 +47,7 @@ HERE = Path(__file__).parent
 FIRST = ("test_cluster_lifecycle.py",)
 LAST = (
     "test_production_surface.py",
+    "test_fast_lane.py",
     "test_sign_in_with_oidc.py",
     "test_metrics.py",
     "test_dags_by_git_bundle.py",
