@@ -2,7 +2,7 @@
 
 With the chart's `executor: KubernetesExecutor,LocalExecutor` a task runs in a pod of its own by default, and a task
 that asks for `executor="LocalExecutor"` runs as a subprocess of the scheduler: no pod to create, schedule and start,
-so a tiny task finishes in about a second instead of a pod's few (docs/benchmarks/cluster.md, "The fast lane").
+so a tiny task finishes in about a second instead of a pod's few (docs/benchmarks/lanes.md).
 Airflow refuses to parse a DAG whose task names an executor [core] executor does not list, so a DAG written for the
 fast lane would break where there is none (a KubernetesExecutor-only release). `fast_lane()` asks for the LocalExecutor
 only where it is a second lane, and otherwise leaves the task on the default executor:
@@ -27,6 +27,6 @@ def configured_executors() -> list[str]:
 
 
 def fast_lane() -> str | None:
-    """ "LocalExecutor" where it is configured beside the default executor, else None (the task keeps the default)."""
+    """The LocalExecutor where it is configured beside the default executor, else None (the task keeps the default)."""
     executors = configured_executors()
     return FAST_LANE if FAST_LANE in executors[1:] else None

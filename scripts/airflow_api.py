@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -91,6 +92,22 @@ def wait_for(what: str, check: Callable[[], T], *, timeout: float, interval: flo
         if time.monotonic() > deadline:
             raise TimedOut(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
+
+
+def wait_reparsed(api: Api, dag_id: str, *, previous_gone: Callable[[], bool], timeout: float) -> None:
+    """Wait until ``dag_id`` was parsed by a dag-processor of an upgraded release. ``previous_gone`` tells when no
+    dag-processor pod of the revision before is left, not even stopping; any parse after that moment is the new
+    one's. (The DAG version count cannot tell: a version is only added when the one before has runs.)"""
+    wait_for("the previous dag-processor pods gone", previous_gone, timeout=timeout)
+    since = datetime.now(UTC)
+    wait_for(
+        f"{dag_id} parsed by the new dag-processor",
+        lambda: (
+            datetime.fromisoformat(api.call("GET", f"/api/v2/dags/{quote(dag_id, safe='')}")["last_parsed_time"])
+            > since
+        ),
+        timeout=timeout,
+    )
 
 
 def run_dag(api: Api, dag_id: str, *, timeout: float, interval: float = 2.0) -> str:

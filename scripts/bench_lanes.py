@@ -22,12 +22,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 if __name__ == "__main__":  # run as a file: the checkout's root makes `scripts` importable
@@ -168,7 +167,7 @@ def scheduler_memory() -> float:
     for _ in range(5):
         readings.append(working_set_mib(pod.removeprefix("pod/")))
         time.sleep(1)
-    return statistics.median(readings)
+    return median(readings)
 
 
 def measure(runs: int, floor: int) -> dict[str, Any]:
@@ -209,23 +208,13 @@ def upgrade(values: str, what: str) -> None:
 
 def reparsed(api: airflow_api.Api) -> None:
     """Wait until the DAG was parsed by the upgraded release's dag-processor (its tasks' executors are part of the
-    serialized DAG): once no earlier dag-processor pod is left, not even stopping, any later parse is the new one's."""
+    serialized DAG)."""
 
     def previous_gone() -> bool:
         pods = json.loads(kubectl("get", "pods", "-l", "app.kubernetes.io/component=dag-processor", "-o", "json"))
         return not any(pod["metadata"].get("deletionTimestamp") for pod in pods["items"])
 
-    airflow_api.wait_for("the previous dag-processor pods gone", previous_gone, timeout=180)
-    since = datetime.now(UTC)
-    airflow_api.wait_for(
-        f"{DAG_ID} parsed by the new dag-processor",
-        lambda: datetime.fromisoformat(api.call("GET", f"/api/v2/dags/{DAG_ID}")["last_parsed_time"]) > since,
-        timeout=180,
-    )
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)
+    airflow_api.wait_reparsed(api, DAG_ID, previous_gone=previous_gone, timeout=180)
 
 
 def table(header: list[str], rows: list[list[str]]) -> list[str]:

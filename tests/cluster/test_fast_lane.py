@@ -15,12 +15,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from scripts.airflow_api import Api, run_dag, run_path, wait_for
+from scripts.airflow_api import Api, run_dag, run_path, wait_for, wait_reparsed
 from scripts.devstack.services import azurite_connection_string
 from scripts.localcluster.podwatch import EXECUTOR_SELECTOR, PodLife, PodWatch
 from tests.cluster.conftest import Deployment
@@ -34,6 +33,7 @@ FAST_LANE = "KubernetesExecutor,LocalExecutor"
 REPARSED_BOUND_S = 180
 RUN_BOUND_S = 600
 POD_GONE_BOUND_S = 180
+LOG_UPLOAD_BOUND_S = 60
 
 
 @dataclass
@@ -46,22 +46,15 @@ class LaneRun:
 
 
 def reparsed(deployment: Deployment, api: Api) -> None:
-    """Wait until the DAG was parsed by a dag-processor of the upgraded release: its tasks' executors are part of the
-    serialized DAG. Once no pod of the previous revision is left (not even stopping), any later parse is the new one's
-    (a DAG version is only added when the one before has runs, so the version count cannot tell)."""
-    wait_for(
-        "the previous dag-processor pods gone",
-        lambda: (
-            component_pods(deployment, "dag-processor", terminating=True) == component_pods(deployment, "dag-processor")
-        ),
-        timeout=REPARSED_BOUND_S,
-    )
-    since = datetime.now(UTC)
-    wait_for(
-        f"{DAG_ID} parsed by the new dag-processor",
-        lambda: datetime.fromisoformat(api.call("GET", f"/api/v2/dags/{DAG_ID}")["last_parsed_time"]) > since,
-        timeout=REPARSED_BOUND_S,
-    )
+    """Wait until the DAG was parsed by the upgraded release's dag-processor: its tasks' executors are part of the
+    serialized DAG."""
+
+    def previous_gone() -> bool:
+        return component_pods(deployment, "dag-processor", terminating=True) == component_pods(
+            deployment, "dag-processor"
+        )
+
+    wait_reparsed(api, DAG_ID, previous_gone=previous_gone, timeout=REPARSED_BOUND_S)
 
 
 @pytest.fixture(scope="module")
@@ -128,11 +121,18 @@ def test_the_fast_lanes_logs_are_in_blob_and_served_like_the_pods(
     deployment: Deployment, lane_run: LaneRun, fast_lane: Api
 ) -> None:
     prefix = f"logs/dag_id={DAG_ID}/run_id={lane_run.run_id}/"
+    expected_names = {f"task_id={task}/attempt=1.log" for task in lane_run.tasks}
     with deployment.cluster.port_forward(f"{FULLNAME}-azurite", 10000) as port:  # the folder's may be stale
         blobs = BlobServiceClient.from_connection_string(azurite_connection_string("127.0.0.1", port))
         logs = blobs.get_container_client("airflow-logs")
-        names = {blob.name.removeprefix(prefix) for blob in logs.list_blobs(name_starts_with=prefix)}
-    assert names >= {f"task_id={task}/attempt=1.log" for task in lane_run.tasks}
+
+        def uploaded() -> bool:
+            names = {blob.name.removeprefix(prefix) for blob in logs.list_blobs(name_starts_with=prefix)}
+            return names >= expected_names
+
+        # The supervisor uploads a task's log after it reported the final state (the run can be a success a moment
+        # before load's log is in Blob); a worker pod's upload is over once the pod is gone, a subprocess's is not.
+        wait_for("the run's task logs in Blob", uploaded, timeout=LOG_UPLOAD_BOUND_S, interval=0.5)
     for task, expected in (("extract", "Stored XCom 'return_value' (pandas.DataFrame"), ("load", "city-hour rows")):
         path = f"{run_path(DAG_ID, lane_run.run_id)}/taskInstances/{task}/logs/1?full_content=true"
         text = json.dumps(fast_lane.call("GET", path)["content"])
