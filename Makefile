@@ -87,7 +87,7 @@ DEPLOY_ARGS ?=
 REMOTE ?=
 
 .PHONY: images cluster-up cluster-down cluster-status cluster-smoke deploy smoke ui push-dags
-.PHONY: kind-up kind-down kind-smoke kind-ui bench-cluster bench-cluster-suite bench-lanes
+.PHONY: kind-up kind-down kind-smoke kind-ui bench-cluster bench-cluster-suite bench-lanes bench-cluster-load
 
 images: install ## Build the stand-ins (git-sync from GITSYNC_SOURCE=<its source tarball>) and airflow-azblob:local (root on Debian)
 	scripts/localcluster/images build
@@ -124,6 +124,9 @@ bench-cluster-suite: install ## The cluster suite as a benchmark: resources per 
 
 bench-lanes: install ## Local cluster: a bare pod's floor against a task pod, and the fast lane vs a pod per task -> docs
 	$(PY) scripts/bench_lanes.py
+
+bench-cluster-load: install ## Local cluster: a 300-task run per worker_pods_creation_batch_size, pods/s, DB, UI latency -> docs
+	$(PY) scripts/bench_cluster_load.py
 
 # kind (docs/kind.md): needs docker, kind, kubectl and helm on your machine.
 kind-up: ## kind: create the cluster, then deploy (image build+load, Git server + DAGs, helm --wait, helm test)

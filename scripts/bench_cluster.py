@@ -177,13 +177,13 @@ def timed_run(api: airflow_api.Api) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def api_client() -> Iterator[airflow_api.Api]:
-    """The api-server, port-forwarded and logged in as admin, once DAG_ID is registered."""
+def api_client(dag_id: str = DAG_ID) -> Iterator[airflow_api.Api]:
+    """The api-server, port-forwarded and logged in as admin, once ``dag_id`` is registered."""
     forward, port = port_forward(API_SERVICE, 8080)
     try:
         api = airflow_api.Api(f"http://127.0.0.1:{port}")
         api.authenticate("admin", admin_password())
-        airflow_api.wait_for(f"{DAG_ID} registered", lambda: api.dag_exists(DAG_ID), timeout=300, interval=0.5)
+        airflow_api.wait_for(f"{dag_id} registered", lambda: api.dag_exists(dag_id), timeout=300, interval=0.5)
         yield api
     finally:
         forward.terminate()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,3 +130,15 @@ class PodWatch:
                 states = {name: (p.phases, bool(p.deleted)) for name, p in pods.items() if not done(p)}
                 raise TimeoutError(f"worker pods not all {what} within {timeout:.0f} s: {states}")
             time.sleep(0.2)
+
+
+def peak(intervals: Iterable[tuple[float | None, float | None]]) -> int:
+    """The most intervals open at one time, e.g. pods existing or running at once (an interval with an unknown end
+    is left out)."""
+    known = [(start, end) for start, end in intervals if start is not None and end is not None]
+    events = sorted([(start, 1) for start, _ in known] + [(end, -1) for _, end in known])
+    open_now = most = 0
+    for _, step in events:  # at a tie the end (-1) sorts first: touching intervals do not overlap
+        open_now += step
+        most = max(most, open_now)
+    return most

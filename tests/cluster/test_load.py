@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import configparser
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from azure.storage.blob import BlobServiceClient
 from include.azblob_xcom_backend import metadata_ids, parse_uri
 from scripts.airflow_api import Api, run_path, trigger_dag, wait_for_run
 from scripts.devstack.services import azurite_connection_string
-from scripts.localcluster.podwatch import EXECUTOR_SELECTOR, PodLife, PodWatch
+from scripts.localcluster.podwatch import EXECUTOR_SELECTOR, PodLife, PodWatch, peak
 from tests.cluster.conftest import Deployment
 from tests.support.cluster import NAMESPACE
 from tests.support.helm import FULLNAME
@@ -48,17 +47,6 @@ class LoadRun:
     @property
     def path(self) -> str:
         return run_path(DAG_ID, self.run_id)
-
-
-def peak(intervals: Iterable[tuple[float | None, float | None]]) -> int:
-    """The most intervals open at one time (an interval with an unknown end is left out)."""
-    known = [(start, end) for start, end in intervals if start is not None and end is not None]
-    events = sorted([(start, 1) for start, _ in known] + [(end, -1) for _, end in known])
-    open_now = most = 0
-    for _, step in events:  # at a tie the end (-1) sorts first: touching intervals do not overlap
-        open_now += step
-        most = max(most, open_now)
-    return most
 
 
 @pytest.fixture(scope="module")

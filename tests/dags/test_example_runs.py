@@ -87,3 +87,14 @@ def test_dynamic_mapping_expands_one_instance_per_day_over_the_offloaded_manifes
     assert rows[("combine", -1, "rows")] == sum(f["rows"] for f in files)
     assert rows[("combine", -1, "bytes")] == sum(f["bytes"] for f in files)
     assert rows[("combine", -1, "busiest_day")] == busiest
+
+
+def test_the_load_benchmarks_dag_runs_its_mapped_and_plain_tasks(airflow_db, azurite):
+    """scripts/bench_dags/bench_scale_dag.py, which `make bench-cluster-load` runs with 280 mapped tasks, with 3."""
+    env, _ = example_env(azurite)
+    dags_test("bench_scale_dag", ROOT / "scripts" / "bench_dags", env, conf={"mapped": 3})
+    states = {key: ti["state"] for key, ti in task_instances(airflow_db, "bench_scale_dag").items()}
+    assert sorted(key for key in states if key[0] == "produce") == [("produce", index) for index in range(3)]
+    assert len(states) == 3 + 18 + 2
+    assert set(states.values()) == {"success"}
+    assert xcom_rows(airflow_db, "bench_scale_dag")[("check", -1, "return_value")] == 3

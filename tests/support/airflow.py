@@ -25,13 +25,15 @@ XCOM_BACKEND = "include.azblob_xcom_backend.WasbXComBackend"
 DB_CLEAN_AGE_COLUMNS = {"dag_run": "start_date", "task_instance": "start_date", "xcom": "timestamp"}
 
 
-def dags_test(dag_id: str, dags_folder: Path, env: dict[str, str], *, timeout: float = 600) -> str:
-    """Run `airflow dags test <dag_id>` (every task in-process, the configured XCom backend) and return its
-    output; fail with the tail of the output when the command fails."""
+def dags_test(
+    dag_id: str, dags_folder: Path, env: dict[str, str], *, conf: dict | None = None, timeout: float = 600
+) -> str:
+    """Run `airflow dags test <dag_id>` (every task in-process, the configured XCom backend; the run's ``conf``) and
+    return its output; fail with the tail of the output when the command fails."""
     import subprocess
 
     result = subprocess.run(
-        [str(AIRFLOW_BIN), "dags", "test", dag_id],
+        [str(AIRFLOW_BIN), "dags", "test", dag_id, *(["--conf", json.dumps(conf)] if conf else [])],
         env={**env, "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder)},
         capture_output=True,
         text=True,
