@@ -79,6 +79,7 @@ SETTINGS = (
     "kubernetes_executor.worker_pods_creation_batch_size=16,core.parallelism=8",
 )
 UI_TIMEOUT_S = 30  # a UI request slower than this counts as failed (scripts/airflow_api.py waits as long)
+SCHEDULER_TROUBLE = re.compile(r"(?i)reset|orphan|stuck in queued|failing task|pod creation failed|adopt|\[error")
 LOOP = "airflow_scheduler_scheduler_loop_duration"
 # Airflow's access log line: "... request finished [http.access] ... duration_us=390786 ... method=PATCH
 # path=/execution/task-instances/<id>/state query= status_code=204"
@@ -189,6 +190,13 @@ def execution_api_calls(since: str) -> list[dict[str, Any]]:
     ]
 
 
+def scheduler_trouble(since: str) -> list[str]:
+    """The scheduler's log lines since ``since`` that say a task was failed, reset or re-queued outside its own run
+    (read at the end of each run: an upgrade replaces the pod, and its log with it)."""
+    logs = kubectl("logs", "-l", "app.kubernetes.io/component=scheduler", "--since-time", since, "--tail", "-1")
+    return [line[:400] for line in logs.splitlines() if SCHEDULER_TROUBLE.search(line)]
+
+
 def summarize_calls(calls: list[dict[str, Any]]) -> dict[str, Any]:
     """Count, errors (5xx), answers slower than the tasks' timeout, and latency quantiles of Execution API calls."""
     ms = [call["ms"] for call in calls]
@@ -263,6 +271,7 @@ def load_run(api: airflow_api.Api, setting: str, mapped: int) -> dict[str, Any]:
             key for key, ti in instances.items() if ti["state"] != "success" or ti["try_number"] > 1
         ),
         "execution_api": summarize_calls(execution_api_calls(since)),
+        "scheduler_log": scheduler_trouble(since),
         "scheduler_loops": loop_runs,
         "scheduler_loop_mean_s": (loop_after.get("sum", 0) - loop_before.get("sum", 0)) / loop_runs if loop_runs else 0,
         "scheduler_loop_quantiles_s": {k: v for k, v in loop_after.items() if k.startswith("p")},
@@ -356,6 +365,7 @@ def report(results: list[dict[str, Any]]) -> str:
         for r in results
         for call in (r["execution_api"]["errors_5xx"] + r["execution_api"]["slower_than_timeout"])[:5]
     ]
+    troubles += [f"- {r['setting']}, scheduler: {line}" for r in results for line in r.get("scheduler_log", [])[:8]]
     troubles += [f"- {r['setting']}: {line}" for r in results for line in r["ui_failures"][:8] + r["db_sampler_errors"]]
     return "\n".join(lines + (["", "What went wrong (first lines):", *troubles] if troubles else []))
 
