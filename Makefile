@@ -122,7 +122,7 @@ bench-cluster: install ## Local cluster: cluster-up, image builds, install, per-
 bench-cluster-suite: install ## The cluster suite as a benchmark: resources per container, failover, rollout -> docs
 	$(PY) scripts/bench_cluster_suite.py
 
-bench-lanes: install ## Local cluster: a bare pod's floor against a task pod, and the fast lane vs a pod per task -> docs
+bench-lanes: install ## Local cluster: a task pod against its floor, DAGs by git-sync vs in the image, the supervisor's exit, the fast lane -> docs
 	$(PY) scripts/bench_lanes.py
 
 bench-cluster-load: install ## Local cluster: a 300-task run per worker_pods_creation_batch_size, pods/s, DB, UI latency -> docs

@@ -5,16 +5,21 @@
 
 Owns the machine while it runs, like `make bench-cluster`: the local cluster is brought up, deployed to with the
 kind profile (scripts/deploy install) and taken down at the end.
-1. The floor of a pod: a bare pod of the release's image, with the worker pods' security context and nothing else
-   (no init container, no volumes), running `python -c pass`, then one importing what a task imports
-   (airflow.sdk, pandas, pyarrow): created -> running -> finished -> deleted, deleted as soon as it finished (as the
-   executor does). --floor-runs of each.
-2. example_dataframe_pipeline with `executor: KubernetesExecutor`, --runs times: trigger -> success, and per task its
-   pod's phases (the ones of docs/benchmarks/cluster.md) set against the floor's.
-3. The release upgraded to `executor: KubernetesExecutor,LocalExecutor` (scripts/deploy install with one more
-   values file): the same runs,
-   where transform and load take the fast lane (include/lanes.py) and run in the scheduler; and the scheduler pod's
-   memory (working set, from its cgroup on this node) idle under each executor setting.
+1. example_dataframe_pipeline with `executor: KubernetesExecutor`, --runs times: trigger -> success, and per task its
+   pod's phases (the ones of docs/benchmarks/cluster.md: sandbox, init container, container start, the process,
+   the kubelet's teardown, the deletion).
+2. The floor of a pod: pods made from one of those worker pods (same image, volumes, security context, service
+   account), their command replaced: `python -c pass` (also without the volumes, and with the git-sync init
+   container), and Python importing what a task imports (the task runtime, pandas, pyarrow); each deleted as soon
+   as it finished (as the executor does), --floor-runs of each; their phases against the task pods'.
+3. The release upgraded to `dags.mode: image` with airflow-azblob:baked (the image built with BAKE_DAGS=true: no
+   git-sync init container in the worker pods): the same runs.
+4. The release upgraded to `[workers] min_heartbeat_interval` 1 (Airflow's is 5): the same runs, for how long the
+   task's supervisor takes to exit after the task ended.
+5. The release upgraded to `executor: KubernetesExecutor,LocalExecutor` (scripts/deploy install with one more
+   values file): the same runs, where transform and load take the fast lane (include/lanes.py) and run in the
+   scheduler; and the scheduler pod's memory (working set, from its cgroup on this node) idle under each executor
+   setting.
 """
 
 from __future__ import annotations
@@ -54,18 +59,29 @@ DOCS = ROOT / "docs" / "benchmarks" / "lanes.md"
 DATA = ROOT / "docs" / "benchmarks" / "lanes.json"
 FAST_LANE = "KubernetesExecutor,LocalExecutor"
 SCHEDULER = "airflow-airflow-azblob-scheduler"
+BAKED = "airflow-azblob:baked"
+IMAGE_MODE = f"dags:\n  mode: image\nimages:\n  airflow:\n    tag: {BAKED.split(':')[1]}\n"
+# The supervisor of a task waits for its process's exit in a select() of up to this many seconds (Airflow: 5), and
+# sometimes sees the sockets close before the exit: tried at 1 against the default.
+HEARTBEAT_KEY, HEARTBEAT = "[workers] min_heartbeat_interval", 1
 FLOOR_LABEL = "bench=pod-floor"
-FLOOR_COMMANDS = {
-    "python -c pass": "pass",
-    "python importing airflow.sdk, pandas, pyarrow": "import airflow.sdk, pandas, pyarrow",
+IMPORTS = "import airflow.sdk.execution_time.execute_workload, pandas, pyarrow"
+# The floor's pods: a worker pod as the executor created it (image, volumes, security context, service account), its
+# command replaced; label -> (what of the worker pod it keeps, Python code). The first is the floor.
+FLOOR_PODS = {
+    "python -c pass": ("volumes", "pass"),
+    "the same, bare (no volume, no service account token)": ("", "pass"),
+    "the same, with the git-sync init container": ("volumes, init", "pass"),
+    "python importing the task runtime, pandas, pyarrow": ("volumes", IMPORTS),
 }
-# The floor's phases. `python -c pass` often ends before the kubelet reports the pod Running, so the floor is
-# split where every pod has an event: created -> finished (sandbox, container start, the process, its exit seen)
-# and finished -> deleted.
+# The phases of a pod's life (PodLife.times), each with the task phases (bench_cluster.PHASES) it holds.
 FLOOR_PHASES = (
-    ("pod created -> finished (sandbox, container start, the process, its exit seen)", "created", "finished"),
-    ("pod finished -> deleted", "finished", "deleted"),
-    ("pod lifetime (created -> deleted)", "created", "deleted"),
+    ("pod created -> sandbox up (network, volumes)", "created", "sandbox", PHASES[1:2]),
+    ("sandbox up -> initialized (init containers)", "sandbox", "initialized", PHASES[2:3]),
+    ("initialized -> running (container start)", "initialized", "running", PHASES[3:4]),
+    ("running -> container exited (the process)", "running", "exited", PHASES[4:7]),
+    ("container exited -> pod finished (kubelet: sandbox teardown)", "exited", "finished", PHASES[7:8]),
+    ("pod finished -> deleted", "finished", "deleted", PHASES[8:9]),
 )
 
 
@@ -77,52 +93,44 @@ def deploy(*profiles: Path) -> float:
     return seconds
 
 
-def floor_pod(name: str, code: str) -> dict[str, Any]:
-    """A bare pod of the scheduler's image and security context, running ``code``."""
-    template = json.loads(kubectl("get", "deployment", SCHEDULER, "-o", "json"))["spec"]["template"]["spec"]
-    container = template["containers"][0]
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": dict([FLOOR_LABEL.split("=")])},
-        "spec": {
-            "restartPolicy": "Never",
-            "automountServiceAccountToken": False,
-            "securityContext": template.get("securityContext", {}),
-            "containers": [
-                {
-                    "name": "base",
-                    "image": container["image"],
-                    "imagePullPolicy": "IfNotPresent",
-                    "command": ["python", "-c", code],
-                    "securityContext": container.get("securityContext", {}),
-                }
-            ],
-        },
-    }
+def floor_pod(template: dict[str, Any], name: str, code: str, keep: str) -> dict[str, Any]:
+    """A pod like the worker pod ``template`` (as the executor created it) running ``code``; ``keep`` names what it
+    keeps of the worker pod beyond its image and security context ("volumes", "init")."""
+    worker = template["spec"]
+    container = worker["containers"][0] | {"command": ["python", "-c", code], "args": []}
+    spec = {key: value for key, value in worker.items() if key not in ("nodeName", "initContainers")}
+    if "init" in keep:
+        spec["initContainers"] = worker["initContainers"]
+    if "volumes" not in keep:
+        spec = {key: value for key, value in spec.items() if key != "volumes"} | {"automountServiceAccountToken": False}
+        container = {key: value for key, value in container.items() if key != "volumeMounts"}
+    spec["containers"] = [container]
+    metadata = {"name": name, "labels": dict([FLOOR_LABEL.split("=")])}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
 
 
-def floor_runs(runs: int) -> dict[str, list[dict[str, float]]]:
-    """Per command, per run: the seconds of FLOOR_PHASES."""
-    results: dict[str, list[dict[str, float]]] = {}
+def floor_runs(template: dict[str, Any], runs: int) -> dict[str, list[dict[str, float]]]:
+    """Per kind of FLOOR_PODS, per run: the seconds of FLOOR_PHASES. One pod at a time, the kinds taking turns,
+    each deleted as soon as it finished (as the executor does)."""
+    results: dict[str, list[dict[str, float]]] = {label: [] for label in FLOOR_PODS}
     with PodWatch(cluster.PATHS.kubeconfig, NAMESPACE, FLOOR_LABEL) as watch:
-        for index, (label, code) in enumerate(FLOOR_COMMANDS.items()):
-            results[label] = []
-            for run in range(runs):
+        for run in range(runs):
+            for index, (label, (keep, code)) in enumerate(FLOOR_PODS.items()):
                 name = f"pod-floor-{index}-{run}"
-                kubectl("apply", "--filename", "-", input=json.dumps(floor_pod(name, code)))
+                kubectl("create", "--filename", "-", input=json.dumps(floor_pod(template, name, code, keep)))
                 airflow_api.wait_for(
-                    f"{name} to finish", lambda n=name: (watch.pods().get(n) or None) and watch.pods()[n].finished,
+                    f"{name} to finish", lambda n=name: n in watch.pods() and watch.pods()[n].finished,
                     timeout=120, interval=0.05,
                 )  # fmt: skip
+                life = watch.pods()[name]
+                if "Succeeded" not in life.phases:
+                    raise RuntimeError(f"{name} ({label}): {life.phases}\n{kubectl('logs', '--all-containers', name)}")
                 kubectl("delete", "pod", name, "--wait=false")
                 airflow_api.wait_for(
                     f"{name} to be deleted", lambda n=name: watch.pods()[n].deleted, timeout=120, interval=0.05
                 )
-                life = watch.pods()[name]
-                assert "Succeeded" in life.phases, f"{name}: {life.phases}"
-                events = {"created": life.created, "finished": life.finished, "deleted": life.deleted}
-                results[label].append({phase: events[end] - events[begin] for phase, begin, end in FLOOR_PHASES})
+                times = watch.pods()[name].times()
+                results[label].append({phase: times[end] - times[begin] for phase, begin, end, _ in FLOOR_PHASES})
     return results
 
 
@@ -178,12 +186,27 @@ def measure(runs: int, floor: int) -> dict[str, Any]:
         cluster_cli("up")
         step("deploy with the kind profile (executor: KubernetesExecutor)")
         deploy(*LOCAL_CLUSTER_PROFILES)
-        step(f"the floor: bare pods of the image, {floor} runs each")
-        data["floor"] = floor_runs(floor)
+        specs: list[dict[str, Any]] = []
+        config = ["exec", f"deployment/{SCHEDULER}", "--", "airflow", "config", "get-value", "core", "parallelism"]
+        data["parallelism"] = int(kubectl(*config))
         with api_client() as api:
             data["memory_kubernetes_mib"] = scheduler_memory()
             step(f"{runs} runs of {DAG_ID}, a pod per task")
-            data["pods"] = [timed_run(api) for _ in range(runs)]
+            data["pods"] = [timed_run(api, specs) for _ in range(runs)]
+        step(f"the floor: pods like the worker pods, running Python alone, {floor} of each")
+        data["floor"] = floor_runs(specs[0], floor)
+        step(f"{BAKED}: the image with dags/ in it (BAKE_DAGS=true)")
+        images.build_app(base=images.standins()["airflow"].image, image=BAKED, bake_dags=True)
+        upgrade(IMAGE_MODE, f"dags.mode image (the DAGs in {BAKED}, no git-sync init container)")
+        with api_client() as api:
+            reparsed(api)
+            step(f"{runs} runs of {DAG_ID}, a pod per task, the DAGs in the image")
+            data["image_mode"] = [timed_run(api) for _ in range(runs)]
+        upgrade(f"config:\n  workers:\n    min_heartbeat_interval: {HEARTBEAT}\n", f"{HEARTBEAT_KEY} {HEARTBEAT}")
+        with api_client() as api:
+            reparsed(api)
+            step(f"{runs} runs of {DAG_ID}, a pod per task, {HEARTBEAT_KEY} {HEARTBEAT}")
+            data["heartbeat"] = [timed_run(api) for _ in range(runs)]
         upgrade(f"executor: {FAST_LANE}\n", f"executor: {FAST_LANE}")
         with api_client() as api:
             reparsed(api)
@@ -222,49 +245,77 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", align, *("| " + " | ".join(row) + " |" for row in rows)]
 
 
-def floor_report(floor: dict[str, list[dict[str, float]]]) -> list[str]:
-    rows = [[phase, *(f"{median([r[phase] for r in floor[c]]):.2f}" for c in floor)] for phase, _, _ in FLOOR_PHASES]
-    runs = len(next(iter(floor.values())))
-    return [
-        "## The floor of a pod",
-        "",
-        "A bare pod of the release's image (the worker pods' security context; no init container, no volume), "
-        f"deleted as soon as it finished; seconds, median of {runs} runs.",
-        "",
-        *table(["phase", *floor], rows),
-    ]
-
-
 def pod_report(data: dict[str, Any]) -> list[str]:
-    """A task pod's phases (bench_cluster.PHASES; the mean of the run's tasks, median of the runs) beside the floor's
-    spans that match them."""
-    imports = data["floor"][list(FLOOR_COMMANDS)[1]]
-    columns = [task_phase_medians(data["pods"])]
-    to_finished = [phase for phase, _, _ in PHASES[1:5]]  # pod created -> ... -> pod finished
-    floor_of = {PHASES[5][0]: FLOOR_PHASES[1][0], "pod lifetime (created -> deleted)": FLOOR_PHASES[2][0]}
-    rows = []
-    for phase in columns[0]:
-        floor = f"{median([r[floor_of[phase]] for r in imports]):.2f}" if phase in floor_of else ""
-        rows.append([phase, *(f"{column[phase]:.2f}" for column in columns), floor])
-    rows.append(
-        ["**pod created -> finished**", *(f"{sum(column[p] for p in to_finished):.2f}" for column in columns),
-         f"{median([r[FLOOR_PHASES[0][0]] for r in imports]):.2f}"]
-    )  # fmt: skip
+    """The task pods' phases (the mean of a run's tasks, median of the runs), as FLOOR_PHASES, against each floor
+    pod's (median of its runs), and the task's process split into its bench_cluster.PHASES."""
+    task = task_phase_medians(data["pods"])
+    columns = {"task pod (DAGs by git-sync)": [sum(task[label] for label, *_ in held) for *_, held in FLOOR_PHASES]}
+    if data.get("image_mode"):
+        baked = task_phase_medians(data["image_mode"])
+        columns["task pod (DAGs in the image)"] = [sum(baked[label] for label, *_ in held) for *_, held in FLOOR_PHASES]
+    for kind, lives in data["floor"].items():
+        columns[kind] = [median([life[phase] for life in lives]) for phase, *_ in FLOOR_PHASES]
+    pod, floor = columns["task pod (DAGs by git-sync)"], columns[next(iter(FLOOR_PODS))]
+    rows = [
+        [phase, *(f"{column[index]:.2f}" for column in columns.values()), f"{pod[index] - floor[index]:+.2f}"]
+        for index, (phase, *_) in enumerate(FLOOR_PHASES)
+    ]
+    rows.append(["**pod lifetime**", *(f"{sum(c):.2f}" for c in columns.values()), f"{sum(pod) - sum(floor):+.2f}"])
+    process = [[label, f"{task[label]:.2f}"] for label, *_ in PHASES[4:7]]
+    count = len(next(iter(data["floor"].values())))
     return [
         "## A task pod against the floor",
         "",
-        f"{DAG_ID} under the KubernetesExecutor, a pod per task; seconds per task (the mean of the run's tasks, "
-        f"median of {len(data['pods'])} runs); the floor is the bare pod that imports what a task imports.",
+        f"{DAG_ID} under the KubernetesExecutor, a pod per task (seconds per task: the mean of the run's tasks, "
+        f"median of {len(data['pods'])} runs), against pods made from one of its worker pods (same image, volumes, "
+        f"security context, service account) running Python alone, created one at a time and deleted as soon as they "
+        f"finished (median of {count} each). The times are a pod watch's: the kubelet reports a pod's state about "
+        "once a second, and a step it reports together with the next one counts 0 s.",
         "",
-        *table(["phase", "task pod (DAGs by git-sync)", "floor"], rows),
+        *table(["phase", *columns, "task pod above `python -c pass`"], rows),
+        "",
+        "The task pod's process (running -> container exited), split:",
+        "",
+        *table(["span", "seconds"], process),
     ]
 
 
-def lanes_report(pods: list[dict[str, Any]], fast: list[dict[str, Any]]) -> list[str]:
-    walls = {
-        "a pod per task (KubernetesExecutor)": [r["trigger_to_success"] for r in pods],
-        f"transform and load in the fast lane ({FAST_LANE})": [r["trigger_to_success"] for r in fast],
+def linger_report(data: dict[str, Any]) -> list[str]:
+    """Per setting, the task pods' task ended -> container exited: how long the supervisor took to exit."""
+    label = PHASES[6][0]
+    settings = {
+        f"{HEARTBEAT_KEY} 5 (Airflow's), DAGs by git-sync": data["pods"],
+        f"{HEARTBEAT_KEY} 5 (Airflow's), DAGs in the image": data.get("image_mode"),
+        f"{HEARTBEAT_KEY} {HEARTBEAT}, DAGs by git-sync": data.get("heartbeat"),
     }
+    rows = []
+    for setting, runs in settings.items():
+        if runs:
+            gaps = [task[label] for run in runs for task in run["tasks"].values()]
+            over = sum(gap > 3 for gap in gaps)
+            rows.append([setting, str(len(gaps)), f"{median(gaps):.2f}", f"{max(gaps):.2f}", str(over)])
+    return [
+        "## After the task: the supervisor's exit",
+        "",
+        "Task ended (its end_date) -> the pod's container seen exited, per task pod. Airflow's supervisor reports the "
+        "task's state, uploads its log and exits; it waits for its task process in a select() of up to "
+        f"{HEARTBEAT_KEY} seconds, and when the process closes its sockets a moment before it exits, the supervisor "
+        "sleeps out that whole wait.",
+        "",
+        *table(["setting", "tasks", "median s", "max s", "tasks over 3 s"], rows),
+    ]
+
+
+def lanes_report(data: dict[str, Any]) -> list[str]:
+    pods, fast = data["pods"], data["fast_lane"]
+    walls = {"a pod per task (KubernetesExecutor)": [r["trigger_to_success"] for r in pods]}
+    if data.get("image_mode"):
+        walls["a pod per task, the DAGs in the image (dags.mode image)"] = [
+            r["trigger_to_success"] for r in data["image_mode"]
+        ]
+    if data.get("heartbeat"):
+        walls[f"a pod per task, {HEARTBEAT_KEY} {HEARTBEAT}"] = [r["trigger_to_success"] for r in data["heartbeat"]]
+    walls[f"transform and load in the fast lane ({FAST_LANE})"] = [r["trigger_to_success"] for r in fast]
     runs = [[label, str(len(v)), f"{min(v):.1f}", f"{median(v):.1f}", f"{max(v):.1f}"] for label, v in walls.items()]
     tasks = []
     for task in pods[0]["tasks"]:
@@ -285,15 +336,16 @@ def lanes_report(pods: list[dict[str, Any]], fast: list[dict[str, Any]]) -> list
 def report(data: dict[str, Any]) -> str:
     memory = [
         ["KubernetesExecutor", f"{data['memory_kubernetes_mib']:.0f}"],
-        [f"{FAST_LANE} ([core] parallelism 32: the LocalExecutor forks 32 workers at start)",
+        [f"{FAST_LANE} ([core] parallelism {data['parallelism']}: the LocalExecutor forks that many workers at "
+         "start)",
          f"{data['memory_fast_lane_mib']:.0f}"],
     ]  # fmt: skip
     lines = [
-        *floor_report(data["floor"]),
-        "",
         *pod_report(data),
         "",
-        *lanes_report(data["pods"], data["fast_lane"]),
+        *linger_report(data),
+        "",
+        *lanes_report(data),
         "",
         "## The scheduler's memory, idle",
         "",
@@ -305,14 +357,16 @@ def report(data: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, help="runs of the DAG per executor setting")
-    parser.add_argument("--floor-runs", type=int, default=5, help="bare pods per command")
+    parser.add_argument("--floor-runs", type=int, default=5, help="pods of each floor kind")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
+    parser.add_argument("--from-json", action="store_true", help=f"no cluster: render the report of {DATA.name} again")
     args = parser.parse_args()
-    data = measure(args.runs, args.floor_runs)
+    data = json.loads(DATA.read_text()) if args.from_json else measure(args.runs, args.floor_runs)
     text = report(data)
     print(text)
     if not args.no_write:
-        DATA.write_text(json.dumps(data, indent=2) + "\n")
+        if not args.from_json:
+            DATA.write_text(json.dumps(data, indent=2) + "\n")
         DOCS.write_text(
             f"# A task pod's floor, and the fast lane\n\nGenerated by `make bench-lanes` (scripts/bench_lanes.py) on "
             f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores: the local cluster of `make cluster-up`, the chart "

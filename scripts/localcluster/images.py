@@ -311,12 +311,13 @@ def vcs_ref() -> str:
     return done.stdout.strip() if done.returncode == 0 else "unknown"
 
 
-def build_app(*, base: str | None) -> float:
-    """airflow-azblob:local from the repository's Dockerfile; ``base`` replaces the official base image."""
-    args = {"VCS_REF": vcs_ref()}
+def build_app(*, base: str | None, image: str = APP_IMAGE, bake_dags: bool = False) -> float:
+    """airflow-azblob:local (or ``image``) from the repository's Dockerfile; ``base`` replaces the official base
+    image; ``bake_dags`` copies dags/ into it (the chart's `dags.mode: image`)."""
+    args = {"VCS_REF": vcs_ref()} | ({"BAKE_DAGS": "true"} if bake_dags else {})
     if base:
         args |= {"AIRFLOW_BASE_IMAGE": base, "PYTHON_VERSION": python_version_of(base)}
-    return build(APP_IMAGE, context=".", dockerfile="Dockerfile", build_args=args)
+    return build(image, context=".", dockerfile="Dockerfile", build_args=args)
 
 
 def build_all(*, official: bool) -> dict[str, float]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 EXECUTOR_SELECTOR = "kubernetes_executor=True"
+EVENTS = ("created", "sandbox", "initialized", "running", "exited", "finished", "deleted")  # PodLife's, in order
 
 
 @dataclass
@@ -27,10 +28,30 @@ class PodLife:
     name: str
     spec: dict[str, Any]  # the pod as first seen (metadata + spec), as the executor created it
     created: float  # time.time() of the first event
+    sandbox: float | None = None  # first event with condition PodReadyToStartContainers (sandbox and network up)
+    initialized: float | None = None  # first event with condition Initialized (init containers done)
     running: float | None = None  # first event with phase Running
-    finished: float | None = None  # first event with phase Succeeded or Failed
+    exited: float | None = None  # first event with every container terminated (the kubelet saw the processes end)
+    finished: float | None = None  # first event with phase Succeeded or Failed (after the sandbox's teardown)
     deleted: float | None = None
     phases: list[str] = field(default_factory=list)
+
+    def times(self) -> dict[str, float | None]:
+        """The events in order (created, sandbox, initialized, running, exited, finished, deleted), each at or after
+        the one before: a transition the kubelet reported together with a later one (a short process can end before
+        the pod was seen Running) gets that later one's time, and one reported early (a pod without init containers
+        is Initialized before its sandbox is up) the earlier one's, so its span counts 0 s. None only for what has
+        not happened yet."""
+        times: dict[str, float | None] = {}
+        later = None
+        for event in reversed(EVENTS):
+            later = getattr(self, event) or later
+            times[event] = later
+        earlier = 0.0
+        for event in EVENTS:
+            if times[event] is not None:
+                times[event] = earlier = max(earlier, times[event])
+        return times
 
     @property
     def labels(self) -> dict[str, str]:
@@ -98,8 +119,16 @@ class PodWatch:
                 life = self._pods[name] = PodLife(name, self._api_client.sanitize_for_serialization(pod), at)
             if not life.phases or life.phases[-1] != phase:
                 life.phases.append(phase)
+            conditions = {c.type: c.status for c in pod.status.conditions or ()}
+            if conditions.get("PodReadyToStartContainers") == "True" and life.sandbox is None:
+                life.sandbox = at
+            if conditions.get("Initialized") == "True" and life.initialized is None:
+                life.initialized = at
             if phase == "Running" and life.running is None:
                 life.running = at
+            statuses = pod.status.container_statuses or ()
+            if statuses and all(s.state.terminated for s in statuses) and life.exited is None:
+                life.exited = at
             if phase in ("Succeeded", "Failed") and life.finished is None:
                 life.finished = at
             if kind == "DELETED":
