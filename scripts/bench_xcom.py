@@ -534,8 +534,9 @@ container warm); best and median of {warm[0]["repeat"] if warm else 0} runs, eac
 ![round-trip seconds](xcom.png)
 
 At 10M rows the backend beats the floor: the floor uses azure-storage-blob's defaults (4 MiB blocks, one
-transfer at a time), the backend 32 MiB blocks with 4 in parallel. At 1M rows (15 MB) both move the blob in one
-request each way.
+transfer at a time) after writing the whole Parquet file; the backend stages 8 MiB blocks, up to 4 in flight, while
+it encodes the next row group, and downloads in 32 MiB blocks, 4 in parallel. At 1M rows (15 MB) both move the blob
+in one request each way.
 
 The `db` row never touches Blob Storage: it is Airflow's default serde (hex-encoded Parquet inside JSON), encoded
 and decoded in memory; its "stored MB" is the size of the JSON a metadata-DB row would hold.
