@@ -17,10 +17,10 @@ install: ## Install every pinned tool into the repo (.venv, node_modules, .tools
 test: install lint ## Install, lint, and run the whole test suite (what CI runs)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The tests that need no Docker engine and no cluster (the image and cluster folders): minutes, not most of an hour.
-FAST_IGNORE := --ignore=tests/image --ignore=tests/cluster
+# The tests that need no Docker engine and no cluster (the image, cluster and kind folders): minutes, not most of an hour.
+FAST_IGNORE := --ignore=tests/image --ignore=tests/cluster --ignore=tests/kind
 
-test-fast: ## The inner loop: lint and every test but the image and cluster ones (no Docker, no Kubernetes)
+test-fast: ## The inner loop: lint and every test but the image, cluster and kind ones (no Docker, no Kubernetes)
 	scripts/bootstrap python && scripts/bootstrap node && scripts/bootstrap helm && scripts/bootstrap postgres
 	scripts/bootstrap browser && scripts/bootstrap prometheus
 	$(VENV)/bin/ruff check .

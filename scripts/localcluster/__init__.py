@@ -5,9 +5,12 @@ on AKS with the official images. Everything of it lives in this folder:
     cluster, images     the entry points (`make cluster-up|cluster-down|cluster-status`, `make images`)
     cluster.py          the cluster's processes, its PKI (pki.py) and hostPath provisioner (provisioner.py)
     images.py           the stand-in images and airflow-azblob:local, built without a registry
+    kind_node.py        the kind node stand-in, which kind builds (for `STANDINS=1 make kind-up`, docs/kind.md)
+    runc_bounded.py     the OCI runtime that lets privileged containers (kind's nodes) start where root lacks a
+                        capability (registered by images.start_docker only there)
     podwatch.py         a watch of worker pods, for tests and benchmarks
     config/             the components' configuration (containerd, kubelet, kube-proxy, CoreDNS, CNI) and the go.mod
-                        that pins the Kubernetes binaries scripts/bootstrap builds
+                        files that pin the Kubernetes binaries and etcd scripts/bootstrap builds
     standins/           the stand-in images' Dockerfiles (standins.yaml lists them and what each replaces)
     values.yaml         the chart values layered on config/profiles/kind.yaml here
 """

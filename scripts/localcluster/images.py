@@ -38,11 +38,14 @@ import yaml
 if __name__ == "__main__":  # run as a file: the checkout's root makes `scripts` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from scripts.localcluster import runc_bounded
 from scripts.paths import LOCAL_CLUSTER, ROOT
 
 STANDINS = LOCAL_CLUSTER / "standins" / "standins.yaml"
 APP_IMAGE = "airflow-azblob:local"
 DOCKER_STATE = ROOT / ".local" / "docker"
+# The OCI runtime dockerd gets where root lacks a capability (runc_bounded.py says why), under this name.
+BOUNDED_RUNTIME = "runc-bounded"
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
 DEFAULT_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -107,6 +110,16 @@ def docker_running() -> bool:
     return shutil.which(docker_binary()) is not None and docker("info", check=False).returncode == 0
 
 
+def dockerd_argv() -> list[str]:
+    """Debian's dockerd; where this machine's bounding set lacks a capability, with runc_bounded.py as its default
+    runtime, so privileged containers (kind's nodes) start."""
+    argv = ["dockerd"]
+    if runc_bounded.missing(runc_bounded.bounding_set()):
+        runtime = Path(runc_bounded.__file__).resolve()
+        argv += ["--add-runtime", f"{BOUNDED_RUNTIME}={runtime}", "--default-runtime", BOUNDED_RUNTIME]
+    return argv
+
+
 def start_docker(timeout: float = 60) -> bool:
     """Start Debian's dockerd when no engine answers (root only). True when this call started it."""
     if docker_running():
@@ -119,7 +132,7 @@ def start_docker(timeout: float = 60) -> bool:
     DOCKER_STATE.mkdir(parents=True, exist_ok=True)
     with open(DOCKER_STATE / "dockerd.log", "ab") as log:
         process = subprocess.Popen(
-            ["dockerd"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            dockerd_argv(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
     (DOCKER_STATE / "dockerd.pid").write_text(str(process.pid))
     deadline = time.monotonic() + timeout
@@ -332,6 +345,10 @@ def build_all(*, official: bool) -> dict[str, float]:
                 timings[standin.image] = build_go_source(standin)
             elif standin.build == "go-module":
                 timings[standin.image] = build_go_module(standin)
+            elif standin.build == "kind-node":
+                from scripts.localcluster import kind_node  # it builds on this module's helpers
+
+                timings[standin.image] = kind_node.build_node(standin)
             else:
                 timings[standin.image] = build(standin.image, context=standin.context, dockerfile=standin.dockerfile)
     base = None if official else standins()["airflow"].image

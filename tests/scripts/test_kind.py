@@ -9,7 +9,9 @@ real git daemon started exactly as config/kind/dags-git.yaml starts it) is exerc
 from __future__ import annotations
 
 import os
+import re
 import shlex
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -18,6 +20,7 @@ import pytest
 import yaml
 
 from scripts.devstack.services import free_port
+from scripts.localcluster.images import standins
 from scripts.paths import ROOT
 
 KIND = ROOT / "scripts" / "kind"
@@ -111,7 +114,39 @@ def test_every_kubectl_and_helm_command_targets_the_kind_context(up: list[list[s
 def test_dry_run_down_deletes_the_cluster() -> None:
     done = run_kind("--dry-run", "down")
     assert done.returncode == 0, done.stderr
-    assert commands(done.stdout) == [["kind", "delete", "cluster", "--name", "airflow-azblob"]]
+    assert commands(done.stdout) == [[installed_kind(), "delete", "cluster", "--name", "airflow-azblob"]]
+
+
+def installed_kind(path: str | None = None) -> str:
+    """The kind scripts/kind runs: the one on PATH, else the one `make install` built into .tools/bin."""
+    return "kind" if shutil.which("kind", path=path) else ".tools/bin/kind"
+
+
+def test_without_kind_on_path_the_pinned_kind_of_make_install_runs(tmp_path: Path) -> None:
+    path = ":".join(p for p in os.environ["PATH"].split(":") if not (Path(p) / "kind").exists())
+    done = run_kind("--dry-run", "down", env={**os.environ, "PATH": path})
+    assert done.returncode == 0, done.stderr
+    assert commands(done.stdout)[0][0] == ".tools/bin/kind"
+    bootstrap = (ROOT / "scripts" / "bootstrap").read_text()
+    assert re.search(r'^KIND_VERSION="v0\.30\.0"$', bootstrap, re.MULTILINE), "kind pinned where the node image says"
+    done = run_kind("--dry-run", "down", env={**os.environ, "PATH": path, "KIND": str(tmp_path / "my-kind")})
+    assert commands(done.stdout)[0][0] == str(tmp_path / "my-kind")
+
+
+def test_standins_boot_the_kind_node_stand_in_and_load_every_image_of_the_release() -> None:
+    done = run_kind("--dry-run", "up", env={**os.environ, "STANDINS": "1"})
+    assert done.returncode == 0, done.stderr
+    cmds = commands(done.stdout)
+    build = find(cmds, "images", "build")
+    create = cmds[find(cmds, "kind", "create", "cluster")]
+    assert build < cmds.index(create), "the node image is built before the cluster boots on it"
+    assert create[create.index("--image") + 1] == standins()["kind-node"].image
+    load = cmds[find(cmds, "kind", "load", "docker-image")]
+    assert "<images of the release>" in load
+    assert "standin/git:bookworm" in load
+    helm = cmds[find(cmds, "helm", "upgrade")]
+    assert "--values=scripts/localcluster/values.yaml" in helm
+    assert not [cmd for cmd in cmds if cmd[:2] in (["docker", "build"], ["docker", "pull"])]
 
 
 def test_dry_run_smoke_gets_a_jwt_then_triggers_the_dataframe_dag() -> None:
@@ -136,7 +171,7 @@ def test_help_and_bad_arguments() -> None:
 
 
 def test_missing_prerequisites_stop_before_anything_runs(tmp_path: Path) -> None:
-    env = {**os.environ, "PATH": "/usr/bin:/bin", "HELM": str(tmp_path / "no-helm")}
+    env = {**os.environ, "PATH": "/usr/bin:/bin", "HELM": str(tmp_path / "no-helm"), "KIND": str(tmp_path / "no-kind")}
     env["PATH"] = ":".join(p for p in env["PATH"].split(":") if not (Path(p) / "kind").exists())
     done = run_kind("up", env=env)
     assert done.returncode != 0
