@@ -36,7 +36,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 SECTION = "oidc"
-FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+# FAB's auth manager, which also issues API tokens for OIDC ID tokens (include/fab_auth_manager.py).
+FAB_AUTH_MANAGER = "include.fab_auth_manager.OidcFabAuthManager"
 ENDPOINTS = ("issuer", "authorize_url", "token_url", "jwks_url")
 
 

@@ -105,7 +105,7 @@ alerts:
 {{/* [core] auth_manager of auth.manager. */}}
 {{- define "airflow-azblob.authManager" -}}
 {{- if eq .Values.auth.manager "fab" -}}
-airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager
+include.fab_auth_manager.OidcFabAuthManager
 {{- else -}}
 airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager
 {{- end -}}

@@ -13,32 +13,26 @@ The module upgrades the release to FAB and back to the profiles (SimpleAuthManag
 
 from __future__ import annotations
 
-import html
-import json
-import re
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urljoin, urlparse
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
 import yaml
 
 from scripts.airflow_api import Api, ApiError, NotFound, wait_for
-from scripts.devstack.services import free_port, wait_for_port
+from scripts.devstack.services import free_port
 from scripts.localcluster.cluster import NODE_IP
-from scripts.paths import OIDC_PROVIDER
 from tests.cluster.conftest import Deployment
 from tests.cluster.gated import ROLLOUT_BOUND_S
 from tests.support.helm import FULLNAME
+from tests.support.oidc import CLIENT_ID, CLIENT_SECRET, PASSWORD, client_tokens, login_form, running_provider
 
 pytestmark = pytest.mark.slow
 PROVIDER = "oidc"
-CLIENT_ID, CLIENT_SECRET = "web", "secret"  # the example OP's confidential web client
 SECRET_NAME = "oidc-client"
 DAG_ID = "example_dataframe_pipeline"
-PASSWORD = "correct-horse-battery"
 USERS = {  # the provider's users: username -> (email, FAB role the mapping gives, or None)
     "alice": ("alice@example.com", "Admin"),
     "bob": ("bob@example.com", "Viewer"),
@@ -54,22 +48,6 @@ class SignIn:
     @property
     def base(self) -> str:
         return f"http://localhost:{self.api_port}"
-
-
-def provider_users() -> dict:
-    return {
-        f"id-{name}": {
-            "ID": f"id-{name}",
-            "Username": name,
-            "Password": PASSWORD,
-            "FirstName": name.title(),
-            "LastName": "Example",
-            "Email": email,
-            "EmailVerified": True,
-            "PreferredLanguage": "en",
-        }
-        for name, (email, _) in USERS.items()
-    }
 
 
 def oidc_values(api_port: int, provider_port: int) -> dict:
@@ -103,23 +81,14 @@ def oidc_values(api_port: int, provider_port: int) -> dict:
 @pytest.fixture(scope="module")
 def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]]:
     """(api port, provider port): the provider running, its redirect URI on the api port-forward to come."""
-    assert OIDC_PROVIDER.exists(), f"{OIDC_PROVIDER} is missing: run `make install` (scripts/bootstrap cluster)"
-    folder = tmp_path_factory.mktemp("oidc")
-    (folder / "users.json").write_text(json.dumps(provider_users()))
-    api_port, provider_port = free_port(), free_port()
-    env = {
-        "PORT": str(provider_port),
-        "REDIRECT_URI": f"http://localhost:{api_port}/auth/oauth-authorized/{PROVIDER}",
-        "USERS_FILE": str(folder / "users.json"),
-    }
-    with (folder / "provider.log").open("wb") as log:
-        process = subprocess.Popen([str(OIDC_PROVIDER)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(provider_port, timeout=30, process=process)
+    api_port = free_port()
+    emails = {name: email for name, (email, _) in USERS.items()}
+    with running_provider(tmp_path_factory.mktemp("oidc"), emails, redirect_uri(api_port)) as provider_port:
         yield api_port, provider_port
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+
+
+def redirect_uri(api_port: int) -> str:
+    return f"http://localhost:{api_port}/auth/oauth-authorized/{PROVIDER}"
 
 
 @pytest.fixture(scope="module")
@@ -148,12 +117,8 @@ def sign_in(session: requests.Session, flow: SignIn, username: str, password: st
     started = session.get(f"{flow.base}/auth/login/{PROVIDER}", timeout=30)
     assert started.status_code == 200, (started.status_code, started.url, started.text[:300])
     assert urlparse(started.url).port == flow.provider_port, f"no redirect to the provider: {started.url}"
-    form = re.search(r'<form method="POST" action="([^"]+)"', started.text)
-    request_id = re.search(r'name="id" value="([^"]+)"', started.text)
-    assert form, f"the provider's login form is not on {started.url}: {started.text[:300]}"
-    assert request_id, f"the login form names no auth request: {started.text[:300]}"
-    fields = {"id": html.unescape(request_id[1]), "username": username, "password": password}
-    return session.post(urljoin(started.url, form[1]), data=fields, timeout=60)
+    action, request_id = login_form(started)
+    return session.post(action, data={"id": request_id, "username": username, "password": password}, timeout=60)
 
 
 def token_of(username: str, flow: SignIn) -> str:
@@ -201,6 +166,42 @@ def test_a_viewer_reads_but_cannot_trigger_and_an_unmapped_user_reads_nothing(si
     nobody = api_as(token_of("carol", signed_in), signed_in)
     with pytest.raises(ApiError, match="403"):
         nobody.call("GET", f"/api/v2/dags/{DAG_ID}")
+
+
+def rest_token(flow: SignIn, body: dict[str, str]) -> requests.Response:
+    return requests.post(f"{flow.base}/auth/token", json=body, timeout=30)
+
+
+def test_a_script_of_an_oidc_user_trades_the_providers_id_token_for_an_api_token(signed_in: SignIn) -> None:
+    """No browser: a client of the provider gets alice's and bob's tokens (the authorization-code flow, as a CLI's
+    device flow would), and /auth/token trades each ID token for Airflow's, with the roles of a browser sign-in."""
+    provider = f"http://localhost:{signed_in.provider_port}"
+    for username, may_trigger in (("alice", True), ("bob", False)):
+        tokens = client_tokens(provider, redirect_uri(signed_in.api_port), username)
+        answer = rest_token(signed_in, {"id_token": tokens["id_token"], "access_token": tokens["access_token"]})
+        assert answer.status_code == 201, answer.text
+        api = api_as(answer.json()["access_token"], signed_in)
+        assert api.call("GET", f"/api/v2/dags/{DAG_ID}")["dag_id"] == DAG_ID
+        if may_trigger:
+            run_id = trigger(api)
+            api.call("PATCH", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}", {"state": "failed"})
+            api.call("DELETE", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")
+        else:
+            with pytest.raises(ApiError, match="403"):
+                trigger(api)
+
+
+def test_an_id_token_that_signs_nobody_in_gets_a_401_saying_why(signed_in: SignIn) -> None:
+    provider = f"http://localhost:{signed_in.provider_port}"
+    tokens = client_tokens(provider, redirect_uri(signed_in.api_port), "alice")
+    header, _, signature = tokens["id_token"].split(".")
+    forged = rest_token(signed_in, {"id_token": f"{header}.e30.{signature}", "access_token": tokens["access_token"]})
+    assert forged.status_code == 401, forged.text
+    assert "ID token refused: the ID token is not one the provider signed" in forged.json()["detail"]
+    without = rest_token(signed_in, {"id_token": tokens["id_token"]})
+    assert without.status_code == 401, without.text
+    assert "no 'preferred_username' claim" in without.json()["detail"]
+    assert rest_token(signed_in, {"username": "alice", "password": PASSWORD}).status_code == 401  # no FAB password
 
 
 def test_the_xcom_preview_asks_fab_whether_the_user_may_read_the_dags_xcoms(signed_in: SignIn) -> None:
