@@ -175,11 +175,12 @@ A `from` peer: the release's pods of the given components. Call with (dict "root
 {{- end -}}
 
 {{/*
-The Git host's port of dags.gitSync.repo: the URL's own, else its scheme's (git 9418, http 80, https 443, ssh and
-scp-like user@host:path 22).
+The Git host's port of the repository task pods clone (dags.gitSync.repo, or dags.gitBundle.repoUrl: GitDagBundle
+clones in the task pod too): the URL's own, else its scheme's (git 9418, http 80, https 443, ssh and scp-like
+user@host:path 22).
 */}}
 {{- define "airflow-azblob.gitPort" -}}
-{{- $repo := .Values.dags.gitSync.repo -}}
+{{- $repo := eq .Values.dags.mode "gitBundle" | ternary .Values.dags.gitBundle.repoUrl .Values.dags.gitSync.repo -}}
 {{- if not (contains "://" $repo) -}}
 22
 {{- else -}}
@@ -254,7 +255,7 @@ Kubernetes API otherwise, not 169.254.169.254 (the defaults' ipBlocks leave it o
   ports:
     - {port: {{ include "airflow-azblob.statsdPort" . }}, protocol: UDP}
 {{- end }}
-{{- if eq .Values.dags.mode "gitSync" }}
+{{- if has .Values.dags.mode (list "gitSync" "gitBundle") }}
 - to: {{- toYaml $np.git | nindent 4 }}
   ports:
     - {port: {{ include "airflow-azblob.gitPort" . }}, protocol: TCP}

@@ -67,15 +67,19 @@ def test_task_pods_reach_dns_the_execution_api_and_storage_and_not_the_db(azurit
         ("ssh://git@git.example.com:2222/org/dags.git", 2222),
     ],
 )
-def test_task_pods_reach_the_git_host_on_the_port_of_the_repository_url(repo: str, port: int) -> None:
-    egress = task_egress(render({**POLICIES, "dags.mode": "gitSync", "dags.gitSync.repo": repo}))
+@pytest.mark.parametrize("mode", ["gitSync", "gitBundle"])
+def test_task_pods_reach_the_git_host_on_the_port_of_the_repository_url(mode: str, repo: str, port: int) -> None:
+    """git-sync's init container clones in the task pod, and so does GitDagBundle (found on the local cluster, which
+    enforces the policies: without the rule a gitBundle task failed in its clone)."""
+    key = {"gitSync": "dags.gitSync.repo", "gitBundle": "dags.gitBundle.repoUrl"}[mode]
+    egress = task_egress(render({**POLICIES, "dags.mode": mode, key: repo}))
     anywhere_but_metadata = [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]}}]
     (git,) = [rule for rule in egress if rule.get("to") == anywhere_but_metadata]
     assert git["ports"] == [{"port": port, "protocol": "TCP"}]
     assert not reaches(egress, str(METADATA_ENDPOINT), port)
 
 
-def test_without_git_sync_task_pods_get_no_git_rule() -> None:
+def test_with_dags_in_the_image_task_pods_get_no_git_rule() -> None:
     assert ports_of(task_egress(render(POLICIES))) == {53, 8080, 10000}
 
 
