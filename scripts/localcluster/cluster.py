@@ -1,8 +1,8 @@
 """A real single-node Kubernetes on this machine, run as plain processes: `make cluster-up` / `cluster-down` /
 `cluster-status` (scripts/localcluster/cluster, from the checkout's root):
 
-    cluster up            start etcd, containerd, the control plane, a kubelet, kube-proxy, CoreDNS and a hostPath
-                          provisioner; print the kubeconfig (.local/cluster/kubeconfig)
+    cluster up            start etcd, containerd, the control plane, a kubelet, kube-proxy, a NetworkPolicy enforcer,
+                          CoreDNS and a hostPath provisioner; print the kubeconfig (.local/cluster/kubeconfig)
     cluster down [--purge]  stop everything and remove what it added to this machine (processes, mounts, the bridge,
                           the apiserver address, iptables rules); --purge drops the image cache
     cluster status        which processes run, the node's state
@@ -15,7 +15,9 @@ path as kind's (scripts/deploy). Needs root on Debian; elsewhere use `make kind-
 
 Addresses: the apiserver, kubelet and CoreDNS listen on NODE_IP, an address added to `lo` (a Service endpoint
 cannot be a loopback address); pods get POD_CIDR on the bridge BRIDGE; Services get SERVICE_CIDR (kube-proxy,
-iptables mode). State lives in .local/cluster (override: CLUSTER_STATE_DIR); sockets in RUN_DIR.
+iptables mode). NetworkPolicies hold: sigs.k8s.io/kube-network-policies (patched, scripts/bootstrap) queues each
+new connection of a pod a policy selects to itself and accepts or drops it. State lives in .local/cluster (override:
+CLUSTER_STATE_DIR); sockets in RUN_DIR.
 """
 
 from __future__ import annotations
@@ -62,14 +64,20 @@ ETCD_PEER_PORT = 12380
 BRIDGE = "azb0"
 CNI_NETWORK = "airflow-azblob"
 PAUSE_IMAGE = images.standins()["pause"].image
+# The enforcer's nftables table (its default name), and where it serves its metrics (its readiness here).
+NETWORK_POLICIES_TABLE = "kube-network-policies"
+NETWORK_POLICIES_METRICS = ("127.0.0.1", 9080)
 # Marks the iptables rules this script adds itself (CNI and kube-proxy mark theirs by chain name).
 RULE_COMMENT = "airflow-azblob-local-cluster"
-TOOLS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl", "coredns")
+TOOLS = (
+    "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl", "coredns",
+    "kube-network-policies",
+)  # fmt: skip
 CONTROL_PLANE = ("kube-controller-manager", "kube-scheduler", "provisioner")
 # Start order; stopped in reverse.
 PROCESSES = (
     "containerd", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy",
-    "coredns", "provisioner",
+    "network-policies", "coredns", "provisioner",
 )  # fmt: skip
 
 
@@ -175,7 +183,7 @@ def check_prerequisites() -> None:
         raise ClusterError(
             f"{', '.join(missing)} missing from {CLUSTER_BIN}: run `make install` (scripts/bootstrap cluster)"
         )
-    for command in ("containerd", "runc", "etcd", "ctr", "iptables", "conntrack"):
+    for command in ("containerd", "runc", "etcd", "ctr", "iptables", "conntrack", "nft"):
         if not shutil.which(command):
             raise ClusterError(f"`{command}` is not installed: run `make install` (scripts/bootstrap cluster)")
     if not Path("/usr/lib/cni/bridge").exists():
@@ -355,11 +363,13 @@ def prepare_state() -> None:
         Identity("kube-proxy", "system:kube-proxy"),
         Identity("coredns", "local-cluster:coredns"),
         Identity("provisioner", "local-cluster:provisioner"),
+        Identity("network-policies", "local-cluster:network-policies"),
     ):  # fmt: skip
         pki.issue(identity)
     server = f"https://{NODE_IP}:{APISERVER_PORT}"
     pki.kubeconfig(PATHS.kubeconfig, identity="admin", server=server, cluster=CONTEXT)
-    for name in ("controller-manager", "scheduler", "kubelet", "kube-proxy", "coredns", "provisioner"):
+    helpers = ("controller-manager", "scheduler", "kubelet", "kube-proxy", "coredns", "provisioner", "network-policies")
+    for name in helpers:
         pki.kubeconfig(PATHS.kubeconfigs / f"{name}.kubeconfig", identity=name, server=server, cluster=CONTEXT)
     render("containerd.toml", PATHS.etc / "containerd.toml")
     render("cni.conflist", PATHS.etc / "cni" / "10-airflow-azblob.conflist")
@@ -429,6 +439,11 @@ def start_node() -> None:
         f"--hostname-override={NODE_NAME}", f"--node-ip={NODE_IP}",
     ])  # fmt: skip
     start("kube-proxy", [CLUSTER_BIN / "kube-proxy", f"--config={PATHS.etc / 'kube-proxy.yaml'}"])
+    host, port = NETWORK_POLICIES_METRICS
+    start("network-policies", [
+        CLUSTER_BIN / "kube-network-policies", f"--kubeconfig={PATHS.kubeconfigs / 'network-policies.kubeconfig'}",
+        f"--hostname-override={NODE_NAME}", f"--metrics-bind-address={host}:{port}", "--disable-nri",
+    ])  # fmt: skip
     start("coredns", [CLUSTER_BIN / "coredns", "-conf", PATHS.etc / "Corefile"])
     start("provisioner", [
         ROOT / ".venv" / "bin" / "python", LOCAL_CLUSTER / "provisioner.py",
@@ -436,6 +451,7 @@ def start_node() -> None:
     ])  # fmt: skip
     wait_for("the node Ready", node_ready, timeout=120, process="kubelet")
     wait_for("CoreDNS on the node address", lambda: port_open(NODE_IP, 53), timeout=30, process="coredns")
+    wait_for("the NetworkPolicy enforcer", lambda: port_open(host, port), timeout=30, process="network-policies")
     wait_for(
         "the default ServiceAccount",
         lambda: kubectl("get", "serviceaccount", "default", check=False).returncode == 0,
@@ -475,7 +491,7 @@ def cmd_up() -> None:
     load_images([PAUSE_IMAGE])
     step("starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler")
     start_control_plane()
-    step("starting the kubelet, kube-proxy, CoreDNS and the hostPath provisioner")
+    step("starting the kubelet, kube-proxy, the NetworkPolicy enforcer, CoreDNS and the hostPath provisioner")
     start_node()
     step(f"the local cluster is up in {time.monotonic() - started:.0f} s")
     print(f"    export KUBECONFIG={PATHS.kubeconfig}    (context {CONTEXT})")
@@ -626,6 +642,12 @@ def clean_iptables() -> None:
                 run(tool, "-t", table, "-X", chain, check=False)
 
 
+def remove_nftables() -> None:
+    """The enforcer's table, which it removes itself when it stops in time."""
+    if shutil.which("nft") and run("nft", "list", "table", "inet", NETWORK_POLICIES_TABLE, check=False).returncode == 0:
+        run("nft", "delete", "table", "inet", NETWORK_POLICIES_TABLE, check=False)
+
+
 def remove_cgroups() -> None:
     for controller in Path("/sys/fs/cgroup").iterdir():
         top = controller / "kubepods"
@@ -685,6 +707,7 @@ def teardown(*, purge: bool, quiet: bool = False) -> None:
         run(CLUSTER_BIN / "kube-proxy", "--cleanup", check=False)
     unmount_all()
     clean_iptables()
+    remove_nftables()
     remove_network()
     remove_cgroups()
     remove_state(purge=purge)

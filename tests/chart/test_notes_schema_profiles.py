@@ -94,10 +94,12 @@ def test_kind_profile_uses_the_local_image_and_in_cluster_services(kind: Manifes
     assert kind.has("StatefulSet", "postgresql")
 
 
-def test_the_local_cluster_differs_from_the_kind_profile_in_images_only() -> None:
-    """The cluster suite (scripts/localcluster/values.yaml on the kind profile) runs what `make kind-up` deploys:
-    git-sync DAGs included."""
-    assert set(yaml.safe_load(LOCAL_CLUSTER_VALUES.read_text())) == {"images"}
+def test_the_local_cluster_differs_from_the_kind_profile_in_images_and_enforced_policies_only() -> None:
+    """The cluster suite (scripts/localcluster/values.yaml on the kind profile) runs what `make kind-up` deploys,
+    git-sync DAGs included, plus the NetworkPolicies the local cluster enforces."""
+    local = yaml.safe_load(LOCAL_CLUSTER_VALUES.read_text())
+    assert set(local) == {"images", "networkPolicies"}
+    assert local["networkPolicies"]["enabled"] is True
 
 
 def test_aks_profile_uses_the_account_with_workload_identity_and_an_external_db(aks: Manifest) -> None:

@@ -2,11 +2,13 @@
 their messages reach a receiver inside the cluster.
 
 A receiver pod (tests/support/webhook_receiver.py run by the Airflow image, behind a Service) records what it is
-sent; a Secret holds its URL; `helm upgrade` names that Secret. alerts_fixture (tests/plugins/dags) then runs:
-always_fails fails both of its tries, fails_once fails its first try and succeeds on the retry, succeeds succeeds,
-and the run fails. Each failed try alerts once from its worker pod and the failed run once from the scheduler. Then
-the receiver is deleted and the DAG runs again: the same task states, and each failed try's log says its alert was
-not delivered. The teardown upgrades back to the profiles' values and deletes the receiver and the Secret.
+sent; a Secret holds its URL; `helm upgrade` names that Secret and lets the task pods reach the receiver
+(networkPolicies.workerEgress.extra: the local cluster enforces the chart's policies). alerts_fixture
+(tests/plugins/dags) then runs: always_fails fails both of its tries, fails_once fails its first try and succeeds
+on the retry, succeeds succeeds, and the run fails. Each failed try alerts once from its worker pod and the failed
+run once from the scheduler. Then the receiver is deleted and the DAG runs again: the same task states, and each
+failed try's log says its alert was not delivered. The teardown upgrades back to the profiles' values and deletes
+the receiver and the Secret.
 """
 
 from __future__ import annotations
@@ -43,6 +45,14 @@ def receiver_manifests(image: str) -> dict[str, Any]:
     receiver = script_service(RECEIVER, image, ROOT / "tests" / "support" / "webhook_receiver.py", PORT)
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": SECRET}, "stringData": {"url": url}}
     return {"apiVersion": "v1", "kind": "List", "items": [*receiver, secret]}
+
+
+# The task pods' egress policy (the local cluster enforces it) lets them reach the webhook's host, as a user's values
+# must: its address is in a Secret the chart does not read.
+RECEIVER_EGRESS = "networkPolicies.workerEgress.extra=" + json.dumps([{
+    "to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": RECEIVER}}}],
+    "ports": [{"port": PORT, "protocol": "TCP"}],
+}])  # fmt: skip
 
 
 @dataclass
@@ -83,7 +93,7 @@ def alerts_on(deployment: Deployment, api: Api, tmp_path_factory: pytest.TempPat
     cluster.kubectl("apply", "--filename", "-", input=json.dumps(receiver_manifests(image)))
     try:
         cluster.kubectl("wait", "--for=condition=Ready", f"pod/{RECEIVER}", "--timeout=300s", timeout=320)
-        deployment.upgrade("--set", f"alerts.webhook.existingSecret={SECRET}")
+        deployment.upgrade("--set", f"alerts.webhook.existingSecret={SECRET}", "--set-json", RECEIVER_EGRESS)
         deployment.push_and_register(api, tmp_path_factory.mktemp("dags"), DAG_FILE, DAG_ID, timeout=BOUND_S)
         yield api
     finally:

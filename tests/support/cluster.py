@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
 import subprocess
 import time
@@ -181,6 +182,7 @@ def _run(*argv: str) -> str:
 
 
 COUNTERS = re.compile(r" \[\d+:\d+\]$")
+IPTABLES_TABLES = ("filter", "nat", "mangle", "raw", "security")
 BUILT_IN_ACCEPT = re.compile(r"^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) ACCEPT( \[\d+:\d+\])?$")
 
 
@@ -195,6 +197,15 @@ def _iptables_rules() -> set[str]:
                 continue
             rules.add(f"{tool} {COUNTERS.sub('', line)}")
     return rules
+
+
+def _nftables_tables() -> set[str]:
+    """nftables tables other than iptables-nft's own (those, like the built-in chains, stay once used): the
+    NetworkPolicy enforcer's."""
+    if not shutil.which("nft"):
+        return set()
+    tables = {line.removeprefix("table ") for line in _run("nft", "list", "tables").splitlines()}
+    return {table for table in tables if table.split()[-1] not in IPTABLES_TABLES}
 
 
 def cluster_processes() -> set[str]:
@@ -224,6 +235,7 @@ def machine_state() -> dict[str, set[str]]:
         "interfaces": {path.name for path in Path("/sys/class/net").iterdir()},
         "addresses": {" ".join(line.split()[1:4]) for line in _run("ip", "-o", "addr").splitlines()},
         "iptables": _iptables_rules(),
+        "nftables": _nftables_tables(),
         "cgroups": {str(p) for p in Path("/sys/fs/cgroup").glob("*/kubepods")},
     }
 
