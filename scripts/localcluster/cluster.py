@@ -4,7 +4,8 @@
     cluster up            start etcd, containerd, the control plane, a kubelet, kube-proxy, a NetworkPolicy enforcer,
                           CoreDNS and a hostPath provisioner; print the kubeconfig (.local/cluster/kubeconfig)
     cluster down [--purge]  stop everything and remove what it added to this machine (processes, mounts, the bridge,
-                          the apiserver address, iptables rules); --purge drops the image cache
+                          the apiserver address, iptables rules, the enforcer's nftables table); --purge drops the
+                          image cache
     cluster status        which processes run, the node's state
     cluster load-images IMAGE...   copy images from the Docker engine into the cluster's containerd
 
