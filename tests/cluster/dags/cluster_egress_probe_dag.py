@@ -1,7 +1,7 @@
-"""Pushed to the local cluster by tests/cluster/test_network_policies.py: from inside a KubernetesExecutor task pod,
-under the chart's egress policy for task pods, try a TCP connection to each address of the run's conf ({"targets":
-{name: [host, port]}}) and return what happened to each. The task succeeds whatever the answers: the test compares
-them with what the policy allows. Run as a script, it probes from wherever it runs (the test's control)."""
+"""Pushed to the local cluster by tests/cluster/test_enforced_network_policies.py: from inside a KubernetesExecutor
+task pod, under the chart's egress policy for task pods, try a TCP connection to each address of the run's conf
+({"targets": {name: [host, port]}}) and return what happened to each. The task succeeds whatever the answers: the test
+compares them with what the policy allows. Run as a script, it probes from wherever it runs (the test's control)."""
 
 from __future__ import annotations
 
