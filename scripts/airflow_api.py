@@ -110,12 +110,12 @@ def wait_reparsed(api: Api, dag_id: str, *, previous_gone: Callable[[], bool], t
     )
 
 
-def run_dag(api: Api, dag_id: str, *, timeout: float, interval: float = 2.0) -> str:
-    """Unpause and trigger ``dag_id``; return the run id once the run succeeded."""
+def run_dag(api: Api, dag_id: str, *, timeout: float, interval: float = 2.0, conf: dict[str, Any] | None = None) -> str:
+    """Unpause and trigger ``dag_id`` (with ``conf``); return the run id once the run succeeded."""
     if not api.dry_run:
         what = f"DAG {dag_id} to be parsed (is it in dags/ and pushed?)"
         wait_for(what, lambda: api.dag_exists(dag_id), timeout=timeout, interval=interval)
-    run_id = trigger_dag(api, dag_id)
+    run_id = trigger_dag(api, dag_id, conf)
     if api.dry_run:
         api.call("GET", run_path(dag_id, run_id))
         return run_id

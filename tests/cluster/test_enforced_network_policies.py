@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts.airflow_api import Api, run_path, trigger_dag, wait_for_run
+from scripts.airflow_api import Api, run_dag, run_path
 from scripts.localcluster.cluster import APISERVER_PORT, NODE_IP
 from tests.cluster.conftest import Deployment
 from tests.support.cluster import PROFILES
@@ -55,9 +55,7 @@ def test_the_profiles_kubernetes_api_is_where_the_kubernetes_service_forwards(de
 
 
 def probe_from_a_task(api: Api) -> dict[str, str]:
-    run_id = trigger_dag(api, DAG_ID, {"targets": TARGETS})
-    state = wait_for_run(api, DAG_ID, run_id, timeout=RUN_BOUND_S, interval=1)
-    assert state == "success", f"the probe's run ended {state}"
+    run_id = run_dag(api, DAG_ID, timeout=RUN_BOUND_S, interval=1, conf={"targets": TARGETS})
     return api.call("GET", f"{run_path(DAG_ID, run_id)}/taskInstances/probe/xcomEntries/return_value")["value"]
 
 
