@@ -46,6 +46,9 @@ APP_IMAGE = "airflow-azblob:local"
 DOCKER_STATE = ROOT / ".local" / "docker"
 # The OCI runtime dockerd gets where root lacks a capability (runc_bounded.py says why), under this name.
 BOUNDED_RUNTIME = "runc-bounded"
+# BuildKit's cache, bounded (dockerd trims it after builds): unbounded, a day of rebuilds here kept 18 GB.
+BUILD_CACHE_KEEP = "8GB"
+SYSTEM_DAEMON_CONFIG = Path("/etc/docker/daemon.json")
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
 DEFAULT_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -100,7 +103,24 @@ def docker(*args: str, check: bool = True, capture: bool = True) -> subprocess.C
 
 
 def image_exists(image: str) -> bool:
-    return docker("image", "inspect", image, check=False).returncode == 0
+    return image_id(image) is not None
+
+
+def image_id(image: str) -> str | None:
+    done = docker("image", "inspect", "--format", "{{.Id}}", image, check=False)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+@contextlib.contextmanager
+def replacing(image: str):
+    """Around a build that (re)tags ``image``: the image it replaced is removed once no tag names it. Otherwise each
+    rebuild (every commit changes the app image's VCS_REF) leaves its predecessor dangling: gigabytes in a day."""
+    before = image_id(image)
+    yield
+    if before and before != image_id(image):
+        tags = docker("image", "inspect", "--format", "{{len .RepoTags}}", before, check=False).stdout.strip()
+        if tags == "0":  # by ID, `rm` would also untag and delete an image another tag still names
+            docker("image", "rm", before, check=False)  # refused while a container uses it: kept
 
 
 # ---------------------------------------------------------------------------------------------- the engine
@@ -113,11 +133,22 @@ def docker_running() -> bool:
 def dockerd_argv() -> list[str]:
     """Debian's dockerd; where this machine's bounding set lacks a capability, with runc_bounded.py as its default
     runtime, so privileged containers (kind's nodes) start."""
-    argv = ["dockerd"]
+    argv = ["dockerd", "--config-file", str(daemon_config())]
     if runc_bounded.missing(runc_bounded.bounding_set()):
         runtime = Path(runc_bounded.__file__).resolve()
         argv += ["--add-runtime", f"{BOUNDED_RUNTIME}={runtime}", "--default-runtime", BOUNDED_RUNTIME]
     return argv
+
+
+def daemon_config() -> Path:
+    """dockerd's configuration in .local/docker: the system's daemon.json, if any, with BuildKit's cache bounded
+    unless that file bounds it itself."""
+    config = json.loads(SYSTEM_DAEMON_CONFIG.read_text()) if SYSTEM_DAEMON_CONFIG.exists() else {}
+    config.setdefault("builder", {}).setdefault("gc", {"enabled": True, "defaultKeepStorage": BUILD_CACHE_KEEP})
+    DOCKER_STATE.mkdir(parents=True, exist_ok=True)
+    path = DOCKER_STATE / "daemon.json"
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    return path
 
 
 def start_docker(timeout: float = 60) -> bool:
@@ -186,7 +217,8 @@ def build(image: str, *, context: str, dockerfile: str, build_args: dict[str, st
     for key, value in (build_args or {}).items():
         argv += ["--build-arg", f"{key}={value}"]
     started = time.monotonic()
-    done = docker(*argv, str(ROOT / context), check=False)
+    with replacing(image):
+        done = docker(*argv, str(ROOT / context), check=False)
     if done.returncode != 0:
         raise ImageError(f"docker build of {image} ({dockerfile}) failed:\n{done.stderr[-4000:]}")
     return time.monotonic() - started
@@ -217,10 +249,11 @@ def build_debian(standin: Standin) -> float:
                 if path.is_file():
                     path.unlink()
         tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-        imported = subprocess.run(
-            [docker_binary(), "import", "--change", 'CMD ["bash"]', "-", standin.image],
-            stdin=tar.stdout, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+        with replacing(standin.image):
+            imported = subprocess.run(
+                [docker_binary(), "import", "--change", 'CMD ["bash"]', "-", standin.image],
+                stdin=tar.stdout, capture_output=True, text=True, check=False,
+            )  # fmt: skip
         tar.stdout.close()
         if tar.wait() != 0 or imported.returncode != 0:
             raise ImageError(f"docker import of {standin.image} failed: {imported.stderr.strip()}")
@@ -258,7 +291,8 @@ def built_from(image: str, label: str, value: str) -> bool:
 def build_around_binary(standin: Standin, context: Path, label: str, value: str) -> None:
     """The stand-in's Dockerfile built in ``context``, which holds the binary, labelled with what it was built from."""
     shutil.copy(ROOT / standin.dockerfile, context / "Dockerfile")
-    done = docker("build", "--tag", standin.image, "--label", f"{label}={value}", str(context), check=False)
+    with replacing(standin.image):
+        done = docker("build", "--tag", standin.image, "--label", f"{label}={value}", str(context), check=False)
     if done.returncode != 0:
         raise ImageError(f"docker build of {standin.image} failed:\n{done.stderr[-4000:]}")
 

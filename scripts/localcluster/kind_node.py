@@ -30,7 +30,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from scripts.localcluster.images import (
@@ -40,6 +40,7 @@ from scripts.localcluster.images import (
     built_from,
     docker,
     docker_binary,
+    replacing,
     standins,
 )
 from scripts.paths import LOCAL_CLUSTER, ROOT
@@ -272,7 +273,7 @@ def build_base(standin: Standin, kind: str, base_files: Path, digest: str) -> st
         shutil.copytree(base_files, context / "files")
         shutil.copy(CLUSTER_BIN / "crictl", context / "crictl")
         shutil.copy(CONTEXT / "ctr", context / "ctr")
-        build_around_binary(Standin(**{**standin.__dict__, "image": base}), context, LABEL, digest)
+        build_around_binary(replace(standin, image=base), context, LABEL, digest)
     return base
 
 
@@ -305,14 +306,16 @@ def build_node(standin: Standin) -> float:
     with tempfile.TemporaryDirectory(prefix="kind-node-") as tmp:
         tarball = Path(tmp) / "kubernetes-server-linux-amd64.tar.gz"
         release_tarball(version, images, tarball)
+        # TMPDIR: kind extracts the tarball into a k8s-tar-extract-* folder it leaves behind (1 GB a build)
         done = subprocess.run(
             [str(KIND), "build", "node-image", "--type", "file", "--base-image", base, "--image", built, str(tarball)],
-            capture_output=True, text=True, check=False,
+            capture_output=True, text=True, check=False, env={**os.environ, "TMPDIR": tmp},
         )  # fmt: skip
         if done.returncode != 0:
             raise ImageError(f"kind build node-image failed:\n{(done.stdout + done.stderr)[-4000:]}")
         (Path(tmp) / "Dockerfile").write_text(f"FROM {built}\n")
-        labelled = docker("build", "--tag", standin.image, "--label", f"{LABEL}={digest}", tmp, check=False)
+        with replacing(standin.image):
+            labelled = docker("build", "--tag", standin.image, "--label", f"{LABEL}={digest}", tmp, check=False)
         if labelled.returncode != 0:
             raise ImageError(f"labelling {standin.image} failed:\n{labelled.stderr[-2000:]}")
     docker("image", "rm", built)

@@ -208,7 +208,12 @@ if [[ " $* " == *" port-forward svc/dags-git "* ]]; then
   port="${args[-1]%%:*}"
   exec $DAEMON_COMMAND --port="$port"
 fi
-if [[ " $* " == *" version "* ]]; then echo "Client Version: v1.34.0"; fi""",
+if [[ " $* " == *" version "* ]]; then echo "Client Version: v1.34.0"; fi
+if [[ " $* " == *" rollout status "* && -n "${ROLLOUT_FAILS:-}" ]]; then
+  echo "error: timed out waiting for the condition" >&2; exit 1
+fi
+if [[ " $* " == *" get pods "* ]]; then echo "dags-git-5d8f   0/1   Pending"; fi
+if [[ " $* " == *" get nodes "* ]]; then echo "airflow-azblob-control-plane: Ready DiskPressure"; fi""",
     "helm": """case "$1" in
   version) echo v3.19.5 ;;
   status) [[ -f "$STATE/release" ]] ;;
@@ -285,6 +290,17 @@ def test_up_with_stand_in_tools_pushes_dags_through_the_git_daemon_and_is_idempo
         ["git", "--git-dir", repo, "rev-list", "--count", "main"], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert commits == "1"
+
+
+def test_a_git_server_that_never_gets_ready_fails_up_with_what_the_cluster_reports(stand_ins: dict[str, str]) -> None:
+    done = run_kind("up", env={**stand_ins, "ROLLOUT_FAILS": "1"})
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "deploy: the dev Git server was not ready within 180 s" in done.stderr
+    for reported in ("dags-git-5d8f   0/1   Pending", "airflow-azblob-control-plane: Ready DiskPressure"):
+        assert reported in done.stderr
+    log = calls(stand_ins)
+    assert any(" get events --field-selector type=Warning" in line for line in log)
+    assert not any(line.startswith("helm upgrade") for line in log), "helm ran after the Git server failed"
 
 
 # --- the manifests ---------------------------------------------------------------------------------------------------
