@@ -22,7 +22,7 @@ from airflow.providers.fab.auth_manager.fab_auth_manager import FabAuthManager
 from include.fab_auth import OidcSettings, oidc_enabled, settings_from_conf, user_info
 
 log = logging.getLogger(__name__)
-# What the provider may sign ID tokens with (authlib's JWS algorithms but the symmetric ones, which would make the
+# What the provider may sign ID tokens with (joserfc's JWS algorithms but the symmetric ones, which would make the
 # client secret a signing key).
 ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "EdDSA"]
 LEEWAY_S = 60  # clock skew allowed on exp, nbf and iat
@@ -52,31 +52,31 @@ def verified_claims(
 ) -> dict[str, Any]:
     """The claims of ``id_token`` once it is shown to be the provider's, for this application, and current; the
     userinfo endpoint's claims added (same subject) when the username claim is not among them."""
-    from authlib.jose import JsonWebKey, JsonWebToken
-    from authlib.jose.errors import ExpiredTokenError, InvalidClaimError, JoseError, MissingClaimError
+    from joserfc import jwt
+    from joserfc.errors import ClaimError, ExpiredTokenError, JoseError
+    from joserfc.jwk import KeySet
 
     metadata = metadata if metadata is not None else provider_metadata(settings)
     keys = requests.get(metadata["jwks_uri"], timeout=TIMEOUT_S)
     keys.raise_for_status()
-    options = {
-        "iss": {"essential": True, "value": metadata["issuer"]},
-        "aud": {"essential": True, "value": settings.client_id},
-        "exp": {"essential": True},
-        "sub": {"essential": True},
-    }
+    registry = jwt.JWTClaimsRegistry(
+        leeway=LEEWAY_S,
+        iss={"essential": True, "value": metadata["issuer"]},
+        aud={"essential": True, "value": settings.client_id},
+        exp={"essential": True},
+        sub={"essential": True},
+    )
     try:
-        key_set = JsonWebKey.import_key_set(keys.json())
-        claims = JsonWebToken(ALGORITHMS).decode(id_token, key_set, claims_options=options)
-        claims.validate(leeway=LEEWAY_S)
+        token = jwt.decode(id_token, KeySet.import_key_set(keys.json()), algorithms=ALGORITHMS)
+        registry.validate(token.claims)
     except ExpiredTokenError as err:
         raise TokenRefused("the ID token has expired: get a new one from the provider") from err
-    except (InvalidClaimError, MissingClaimError) as err:
-        claim = getattr(err, "claim_name", "?")
+    except ClaimError as err:  # a claim missing or not the expected value
         said = {"iss": f"issuer {metadata['issuer']!r}", "aud": f"audience (client id) {settings.client_id!r}"}
-        raise TokenRefused(f"the ID token's {claim!r} claim is not {said.get(claim, 'valid')}: {err}") from err
+        raise TokenRefused(f"the ID token's {err.claim!r} claim is not {said.get(err.claim, 'valid')}: {err}") from err
     except (JoseError, ValueError) as err:  # a bad signature, an unknown key, not a JWT at all
         raise TokenRefused(f"the ID token is not one the provider signed: {err}") from err
-    claims = dict(claims)
+    claims = dict(token.claims)
     if settings.username_claim in claims:
         return claims
     if not access_token:
