@@ -65,9 +65,10 @@ ETCD_PEER_PORT = 12380
 BRIDGE = "azb0"
 CNI_NETWORK = "airflow-azblob"
 PAUSE_IMAGE = images.standins()["pause"].image
-# The enforcer's nftables table (its default name), and where it serves its metrics (its readiness here).
+# The enforcer's nftables table (its default name; once there, it queues packets: its readiness here), and where it
+# serves its metrics (this machine only).
 NETWORK_POLICIES_TABLE = "kube-network-policies"
-NETWORK_POLICIES_METRICS = ("127.0.0.1", 9080)
+NETWORK_POLICIES_METRICS = "127.0.0.1:9080"
 # Marks the iptables rules this script adds itself (CNI and kube-proxy mark theirs by chain name).
 RULE_COMMENT = "airflow-azblob-local-cluster"
 TOOLS = (
@@ -440,10 +441,9 @@ def start_node() -> None:
         f"--hostname-override={NODE_NAME}", f"--node-ip={NODE_IP}",
     ])  # fmt: skip
     start("kube-proxy", [CLUSTER_BIN / "kube-proxy", f"--config={PATHS.etc / 'kube-proxy.yaml'}"])
-    host, port = NETWORK_POLICIES_METRICS
     start("network-policies", [
         CLUSTER_BIN / "kube-network-policies", f"--kubeconfig={PATHS.kubeconfigs / 'network-policies.kubeconfig'}",
-        f"--hostname-override={NODE_NAME}", f"--metrics-bind-address={host}:{port}", "--disable-nri",
+        f"--hostname-override={NODE_NAME}", f"--metrics-bind-address={NETWORK_POLICIES_METRICS}", "--disable-nri",
     ])  # fmt: skip
     start("coredns", [CLUSTER_BIN / "coredns", "-conf", PATHS.etc / "Corefile"])
     start("provisioner", [
@@ -452,7 +452,7 @@ def start_node() -> None:
     ])  # fmt: skip
     wait_for("the node Ready", node_ready, timeout=120, process="kubelet")
     wait_for("CoreDNS on the node address", lambda: port_open(NODE_IP, 53), timeout=30, process="coredns")
-    wait_for("the NetworkPolicy enforcer", lambda: port_open(host, port), timeout=30, process="network-policies")
+    wait_for("the NetworkPolicy enforcer's rules", nftables_table_present, timeout=30, process="network-policies")
     wait_for(
         "the default ServiceAccount",
         lambda: kubectl("get", "serviceaccount", "default", check=False).returncode == 0,
@@ -641,6 +641,10 @@ def clean_iptables() -> None:
                 run(tool, "-t", table, "-F", chain, check=False)
             for chain in chains:
                 run(tool, "-t", table, "-X", chain, check=False)
+
+
+def nftables_table_present() -> bool:
+    return run("nft", "list", "table", "inet", NETWORK_POLICIES_TABLE, check=False).returncode == 0
 
 
 def remove_nftables() -> None:
