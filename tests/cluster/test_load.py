@@ -1,12 +1,14 @@
-"""Load on the local cluster: 50 mapped tasks push a DataFrame each through the XCom backend at once under the
-KubernetesExecutor (tests/cluster/dags/cluster_load_dag.py), and one task pulls all 50 back.
+"""Load on the local cluster: the mapped tasks of tests/cluster/dags/cluster_load_dag.py (24, three times the kind
+profile's `[core] parallelism`) push a DataFrame each through the XCom backend at once under the KubernetesExecutor,
+and one task pulls them all back.
 
 Every value round-trips (``check`` compares each with the frame its index must have produced, dtypes included), the
-50 XCom rows reference 50 distinct blobs, each blob's metadata names its own map index, and the run's folder holds
+XCom rows reference as many distinct blobs, each blob's metadata names its own map index, and the run's folder holds
 exactly those blobs: no collision, no orphan. The wall time and the peak number of worker pods are printed; the
 figures are in docs/reliability.md. With Airflow's default `[workers] execution_api_timeout` (5 s) the first run of
-this test lost 2 tasks: the api-server, busy with ~20 pods starting at once, answered their supervisors slower than
-that four times in a row; the chart's 30 s is what this test runs with.
+this test (50 tasks then) lost 2 tasks: the api-server, busy with ~20 pods starting at once, answered their
+supervisors slower than that four times in a row; the chart's 30 s is what this test runs with. Heavier load is the
+benchmark's: `make bench-cluster-load` (300 tasks, docs/benchmarks/cluster-load.md).
 """
 
 from __future__ import annotations
@@ -24,14 +26,13 @@ from scripts.airflow_api import Api, run_path, trigger_dag, wait_for_run
 from scripts.devstack.services import azurite_connection_string
 from scripts.localcluster.podwatch import EXECUTOR_SELECTOR, PodLife, PodWatch, peak
 from tests.cluster.conftest import Deployment
+from tests.cluster.dags.cluster_load_dag import ROWS, TASKS
 from tests.support.cluster import NAMESPACE
 from tests.support.helm import FULLNAME
 
 pytestmark = pytest.mark.slow
 LOAD_DAG = Path(__file__).parent / "dags" / "cluster_load_dag.py"
 DAG_ID = "cluster_load_dag"
-TASKS = 50
-ROWS = 50_000
 REGISTERED_BOUND_S = 120
 RUN_BOUND_S = 1500
 POD_GONE_BOUND_S = 300

@@ -1,6 +1,7 @@
-"""Pushed to the local cluster by tests/cluster/test_load.py: 50 mapped ``produce`` tasks, each in a worker pod of
-its own, push a DataFrame of their own through the XCom backend at once; ``check`` pulls all 50 and compares each,
-dtypes and values, with the frame its index must have produced.
+"""Pushed to the local cluster by tests/cluster/test_load.py: 24 mapped ``produce`` tasks (three times the kind
+profile's `[core] parallelism`), each in a worker pod of its own, push a DataFrame of their own through the XCom
+backend at once; ``check`` pulls all 24 and compares each, dtypes and values, with the frame its index must have
+produced. Heavier load is the benchmark's (`make bench-cluster-load`, 300 tasks).
 
 Every frame is a pure function of its map index, so ``check`` needs nothing but the index to know what should
 have arrived: a value crossed with another task's, or cut short, fails the run.
@@ -13,7 +14,7 @@ import pandas as pd
 import pendulum
 from airflow.sdk import dag, task
 
-TASKS = 50
+TASKS = 24
 ROWS = 50_000
 
 
