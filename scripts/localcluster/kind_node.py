@@ -313,9 +313,11 @@ def build_node(standin: Standin) -> float:
         )  # fmt: skip
         if done.returncode != 0:
             raise ImageError(f"kind build node-image failed:\n{(done.stdout + done.stderr)[-4000:]}")
-        (Path(tmp) / "Dockerfile").write_text(f"FROM {built}\n")
+        label = Path(tmp) / "label"  # the labelling build's context: its Dockerfile alone, not the tarball
+        label.mkdir()
+        (label / "Dockerfile").write_text(f"FROM {built}\n")
         with replacing(standin.image):
-            labelled = docker("build", "--tag", standin.image, "--label", f"{LABEL}={digest}", tmp, check=False)
+            labelled = docker("build", "--tag", standin.image, "--label", f"{LABEL}={digest}", str(label), check=False)
         if labelled.returncode != 0:
             raise ImageError(f"labelling {standin.image} failed:\n{labelled.stderr[-2000:]}")
     docker("image", "rm", built)
