@@ -528,10 +528,9 @@ def load_images(names: list[str]) -> None:
     loaded = json.loads(PATHS.loaded_images.read_text()) if PATHS.loaded_images.exists() else {}
     present = set(ctr("images", "list", "--quiet").stdout.decode().split())
     for image in names:
-        done = run(images.docker_binary(), "image", "inspect", "--format", "{{.Id}}", image, check=False)
-        if done.returncode != 0:
+        image_id = images.image_id(image)
+        if image_id is None:
             raise ClusterError(f"image {image} is not in the Docker engine: build it first (`make images`)")
-        image_id = done.stdout.decode().strip()
         if loaded.get(image) == image_id and containerd_reference(image) in present:
             step(f"{image} is already in the cluster")
             continue
